@@ -1,0 +1,3 @@
+module github.com/devboxhq/devbox
+
+go 1.26
