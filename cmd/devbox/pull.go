@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/devboxhq/devbox/image"
+	"github.com/spf13/cobra"
+)
+
+// PullOptions are the arguments of 'devbox pull'.
+type PullOptions struct {
+	F *Factory
+	// Ref is the image to pull; empty means the project's.
+	Ref      string
+	Platform string
+}
+
+// NewCmdPull wires 'devbox pull'; runF replaces the work in tests.
+func NewCmdPull(f *Factory, runF func(*PullOptions) error) *cobra.Command {
+	opts := &PullOptions{F: f}
+	cmd := &cobra.Command{
+		Use:   "pull [IMAGE]",
+		Short: "Fetch an image into the local store without running anything",
+		Long: `Fetch IMAGE, or the image that devbox.toml names, from its registry: resolve
+its reference (always asking the registry, so a moved tag is seen), download
+and unpack the layers the store does not already hold, and record it. Layers
+shared between images are stored once.`,
+		Example: `  devbox pull
+  devbox pull 127.0.0.1:5000/busybox:latest
+  devbox pull --platform linux/arm64 debian:bookworm`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				opts.Ref = args[0]
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return pullRun(cmd, opts)
+		},
+	}
+	cmd.Flags().StringVar(&opts.Platform, "platform", "", "os/arch[/variant] to pull from a multi-platform image (default: the host's, or [image] platform)")
+	return cmd
+}
+
+func pullRun(cmd *cobra.Command, opts *PullOptions) error {
+	ref, platform := opts.Ref, opts.Platform
+	if ref == "" {
+		cfg, err := opts.F.Config()
+		if err != nil {
+			return err
+		}
+		ref = cfg.Image.Ref
+		if platform == "" {
+			platform = cfg.Image.Platform
+		}
+	}
+	store, err := opts.F.Store()
+	if err != nil {
+		return err
+	}
+	_, err = pull(cmd.Context(), opts.F, store, ref, platform)
+	return err
+}
+
+// pull fetches ref into store, reporting progress on stderr.
+func pull(ctx context.Context, f *Factory, store *image.Store, ref, platform string) (*image.Image, error) {
+	log := f.IO.Logger()
+	log.Info("pulling " + ref)
+	start := time.Now()
+	p := &pullProgress{w: f.IO.ErrOut, quiet: f.IO.Quiet}
+	opts := append(f.PullOptions(), image.WithPlatform(platform), image.WithProgress(p.event))
+	img, err := store.Pull(ctx, ref, opts...)
+	if err != nil {
+		return nil, err
+	}
+	log.Info(fmt.Sprintf("pulled %s (%s) in %.1fs: %d layers, %d new, %s downloaded",
+		img.Ref, img.Digest, time.Since(start).Seconds(), len(img.Layers), p.fetched, humanBytes(p.bytes)))
+	return img, nil
+}
+
+// pullProgress prints one line per layer as it completes.
+type pullProgress struct {
+	mu      sync.Mutex
+	w       io.Writer
+	quiet   bool
+	fetched int
+	bytes   int64
+}
+
+func (p *pullProgress) event(e image.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	short := e.Layer.Digest.Hex[:12]
+	switch e.Kind {
+	case image.LayerCached:
+		if !p.quiet {
+			fmt.Fprintf(p.w, "  %s %9s  already present\n", short, humanBytes(e.Layer.Size))
+		}
+	case image.LayerDone:
+		p.fetched++
+		p.bytes += e.Layer.Size
+		if !p.quiet {
+			fmt.Fprintf(p.w, "  %s %9s  downloaded and unpacked\n", short, humanBytes(e.Layer.Size))
+		}
+	}
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

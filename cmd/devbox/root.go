@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+)
+
+// Main runs the CLI and returns the process's exit status.
+func Main(f *Factory) int {
+	root := NewCmdRoot(f)
+	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGTERM)
+	defer stop()
+	err := root.ExecuteContext(ctx)
+	return exitCode(err, f.IO.ErrOut)
+}
+
+// NewCmdRoot is the devbox command; it only holds help text, global flags
+// and the list of subcommands.
+func NewCmdRoot(f *Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "devbox",
+		Short: "Reproducible, rootless development environments",
+		Long: `devbox opens a project's development environment: the image and tools that
+devbox.toml names, in a sandbox where you are yourself, with the project
+directory mounted at the same path. No root, no daemon.
+
+  devbox shell              open a shell in the environment
+  devbox run -- make test   run one command in it and exit with its status
+  devbox pull               fetch the image without running anything
+
+Images come from any OCI registry. Plain HTTP is used only for registries on
+loopback and for those listed in DEVBOX_INSECURE_REGISTRIES (comma-separated
+host:port). Images and layers are stored once per user under
+$XDG_DATA_HOME/devbox (default ~/.local/share/devbox).`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &FlagError{Err: err}
+	})
+	cmd.PersistentFlags().BoolVarP(&f.IO.Quiet, "quiet", "q", false, "print no progress or informational messages")
+	cmd.SetOut(f.IO.Out)
+	cmd.SetErr(f.IO.ErrOut)
+	cmd.AddCommand(
+		NewCmdRun(f, nil),
+		NewCmdShell(f, nil),
+		NewCmdPull(f, nil),
+		NewCmdVersion(f),
+	)
+	return cmd
+}
+
+// stdinFile is f's standard input as a file, or /dev/null.
+func stdinFile(io *IOStreams) *os.File {
+	if io.In != nil {
+		return io.In
+	}
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil
+	}
+	return null
+}

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"errors"
+
+	"github.com/spf13/cobra"
+)
+
+// RunOptions are the arguments of 'devbox run'.
+type RunOptions struct {
+	F    *Factory
+	Args []string
+}
+
+// NewCmdRun wires 'devbox run'; runF replaces the work in tests.
+func NewCmdRun(f *Factory, runF func(*RunOptions) error) *cobra.Command {
+	opts := &RunOptions{F: f}
+	cmd := &cobra.Command{
+		Use:   "run [--] COMMAND [ARG...]",
+		Short: "Run a command in the project's environment",
+		Long: `Run COMMAND in the environment that devbox.toml describes and exit with its
+status (128+N when signal N killed it; 127 when the command does not exist in
+the image). The image is pulled on first use; after that, run needs no network.
+
+Inside, you are yourself (same uid and gid), the project directory is mounted
+at the same path and is the working directory (or the subdirectory you are
+in), HOME is a per-project home, and only TERM, LANG, LC_ALL, TZ and COLORTERM
+come from the host's environment.`,
+		Example: `  devbox run -- make test
+  devbox run -- sh -c 'id -u; pwd; ls'`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return &FlagError{Err: errors.New("run needs a command: devbox run -- COMMAND [ARG...]")}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Args = args
+			if runF != nil {
+				return runF(opts)
+			}
+			return runRun(cmd, opts)
+		},
+	}
+	cmd.Flags().SetInterspersed(false)
+	return cmd
+}
+
+func runRun(cmd *cobra.Command, opts *RunOptions) error {
+	return runInSandbox(cmd.Context(), opts.F, opts.Args, true)
+}

@@ -1,0 +1,83 @@
+package env
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Dirs are the user's devbox directories, following the XDG base
+// directory specification.
+type Dirs struct {
+	// Cache holds what can be fetched again: downloads.
+	Cache string
+	// Data holds the layer store and per-project state.
+	Data string
+}
+
+// DefaultDirs returns ${XDG_CACHE_HOME:-~/.cache}/devbox and
+// ${XDG_DATA_HOME:-~/.local/share}/devbox.
+func DefaultDirs() (Dirs, error) {
+	home, err := os.UserHomeDir()
+	xdg := func(v, def string) (string, error) {
+		if d := os.Getenv(v); filepath.IsAbs(d) {
+			return filepath.Join(d, "devbox"), nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("locate devbox's directories: %w (set %s)", err, v)
+		}
+		return filepath.Join(home, def, "devbox"), nil
+	}
+	cache, err1 := xdg("XDG_CACHE_HOME", ".cache")
+	data, err2 := xdg("XDG_DATA_HOME", filepath.Join(".local", "share"))
+	if err := errors.Join(err1, err2); err != nil {
+		return Dirs{}, err
+	}
+	return Dirs{Cache: cache, Data: data}, nil
+}
+
+// Project is the per-project state devbox keeps outside the work tree.
+type Project struct {
+	// Dir is the project directory (where devbox.toml is).
+	Dir string
+	// StateDir holds the project's writable layer, home and mount point.
+	StateDir string
+}
+
+// OpenProject returns the state of the project in dir, creating it on
+// first use. The state directory is named after a hash of the project's
+// path, and records that path in a file named "path" so that tools like gc
+// can find the projects that use the store.
+func OpenProject(dirs Dirs, dir string) (*Project, error) {
+	sum := sha256.Sum256([]byte(dir))
+	p := &Project{Dir: dir, StateDir: filepath.Join(dirs.Data, "projects", hex.EncodeToString(sum[:8]))}
+	for _, d := range []string{p.UpperDir(), p.WorkDir(), p.HomeDir(), p.RootDir()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("project state: %w", err)
+		}
+	}
+	pathFile := filepath.Join(p.StateDir, "path")
+	if b, err := os.ReadFile(pathFile); err != nil || string(b) != dir+"\n" {
+		if err := os.WriteFile(pathFile, []byte(dir+"\n"), 0o600); err != nil {
+			return nil, fmt.Errorf("project state: %w", err)
+		}
+	}
+	return p, nil
+}
+
+// UpperDir is the project's writable layer: what the sandbox changes
+// outside the work tree and home persists here until 'devbox reset'.
+func (p *Project) UpperDir() string { return filepath.Join(p.StateDir, "upper") }
+
+// WorkDir is overlayfs's scratch directory for UpperDir.
+func (p *Project) WorkDir() string { return filepath.Join(p.StateDir, "work") }
+
+// HomeDir is the project's home directory, mounted as the user's home.
+func (p *Project) HomeDir() string { return filepath.Join(p.StateDir, "home") }
+
+// RootDir is the mount point of the root filesystem; it stays empty on the
+// host.
+func (p *Project) RootDir() string { return filepath.Join(p.StateDir, "root") }

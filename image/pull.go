@@ -1,0 +1,416 @@
+package image
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"golang.org/x/sys/unix"
+)
+
+// EventKind says what an Event reports.
+type EventKind int
+
+// The events of a pull, in the order they happen for one layer.
+const (
+	LayerCached   EventKind = iota // the layer is already in the store
+	LayerStarted                   // downloading and unpacking began
+	LayerProgress                  // Done compressed bytes have been read
+	LayerDone                      // the layer is unpacked and in place
+)
+
+// Event reports progress on one layer of a pull. Events for different
+// layers may arrive concurrently.
+type Event struct {
+	Kind  EventKind
+	Layer Layer
+	Done  int64 // compressed bytes read so far
+}
+
+// Option configures Pull.
+type Option func(*options) error
+
+type options struct {
+	platform  *v1.Platform
+	insecure  []string
+	progress  func(Event)
+	jobs      int
+	transport http.RoundTripper
+}
+
+// WithPlatform picks the platform, as "os/arch[/variant]", when the image is
+// a multi-platform index. The default is the host's.
+func WithPlatform(p string) Option {
+	return func(o *options) error {
+		if p == "" {
+			return nil
+		}
+		plat, err := v1.ParsePlatform(p)
+		if err != nil {
+			return fmt.Errorf("platform %q: %w", p, err)
+		}
+		o.platform = plat
+		return nil
+	}
+}
+
+// WithInsecureRegistries lists registries (host or host:port) that may be
+// reached over plain HTTP. Loopback registries always may; the default list
+// is empty.
+func WithInsecureRegistries(hosts []string) Option {
+	return func(o *options) error {
+		o.insecure = append(o.insecure, hosts...)
+		return nil
+	}
+}
+
+// WithProgress receives an Event as each layer advances. The default
+// reports nothing. fn must be safe for concurrent use.
+func WithProgress(fn func(Event)) Option {
+	return func(o *options) error {
+		o.progress = fn
+		return nil
+	}
+}
+
+// WithJobs bounds how many layers are fetched at once. The default is 3.
+func WithJobs(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return fmt.Errorf("jobs must be at least 1, not %d", n)
+		}
+		o.jobs = n
+		return nil
+	}
+}
+
+func makeOptions(opts ...Option) (*options, error) {
+	o := &options{
+		platform:  &v1.Platform{OS: "linux", Architecture: runtime.GOARCH},
+		jobs:      3,
+		progress:  func(Event) {},
+		transport: remote.DefaultTransport,
+	}
+	for _, opt := range opts {
+		if err := opt(o); err != nil {
+			return nil, err
+		}
+	}
+	return o, nil
+}
+
+// Pull resolves ref in its registry, downloads and unpacks the layers the
+// store does not have yet (each at most once, even across processes), and
+// records the image. It returns the recorded image.
+func (s *Store) Pull(ctx context.Context, ref string, opts ...Option) (*Image, error) {
+	o, err := makeOptions(opts...)
+	if err != nil {
+		return nil, err
+	}
+	r, err := ParseReference(ref)
+	if err != nil {
+		return nil, err
+	}
+	if plainHTTPAllowed(r.Context().RegistryStr(), o.insecure) {
+		r, err = name.ParseReference(ref, name.WithDefaultTag("latest"), name.Insecure)
+		if err != nil {
+			return nil, err
+		}
+	}
+	ropts := []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithAuthFromKeychain(authn.DefaultKeychain),
+		remote.WithTransport(&httpsOnly{next: o.transport, insecure: o.insecure}),
+		remote.WithPlatform(*o.platform),
+	}
+	img, err := resolve(r, o.platform, ropts)
+	if err != nil {
+		return nil, registryError(r, err)
+	}
+	rec, layers, err := describe(r, img, o.platform)
+	if err != nil {
+		return nil, registryError(r, err)
+	}
+	if err := s.fetchLayers(ctx, layers, rec.Layers, o); err != nil {
+		return nil, fmt.Errorf("pull %s: %w", r.Name(), err)
+	}
+	if err := s.record(rec, r.Name()); err != nil {
+		return nil, fmt.Errorf("pull %s: record image: %w", r.Name(), err)
+	}
+	return rec, nil
+}
+
+// resolve fetches the manifest of r and, for an index, picks the manifest of
+// platform, failing with the list of platforms the index offers.
+func resolve(r name.Reference, platform *v1.Platform, ropts []remote.Option) (v1.Image, error) {
+	desc, err := remote.Get(r, ropts...)
+	if err != nil {
+		return nil, err
+	}
+	if !desc.MediaType.IsIndex() {
+		return desc.Image()
+	}
+	idx, err := desc.ImageIndex()
+	if err != nil {
+		return nil, err
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	var offered []string
+	for _, m := range im.Manifests {
+		if m.Platform == nil {
+			continue
+		}
+		if m.Platform.Satisfies(*platform) {
+			return idx.Image(m.Digest)
+		}
+		if m.Platform.OS != "unknown" {
+			offered = append(offered, m.Platform.String())
+		}
+	}
+	return nil, fmt.Errorf("no image for platform %s; the image offers %s (set [image] platform)",
+		platform, strings.Join(offered, ", "))
+}
+
+// describe reads the manifest and config of img into an Image record.
+func describe(r name.Reference, img v1.Image, platform *v1.Platform) (*Image, []v1.Layer, error) {
+	digest, err := img.Digest()
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return nil, nil, err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, nil, err
+	}
+	rec := &Image{Ref: r.Name(), Digest: digest, Config: cfg.Config, Platform: platform.String()}
+	if cfg.OS != "" {
+		rec.Platform = (&v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}).String()
+	}
+	if len(cfg.RootFS.DiffIDs) != len(layers) {
+		return nil, nil, fmt.Errorf("image %s: manifest lists %d layers but config lists %d diffIDs", digest, len(layers), len(cfg.RootFS.DiffIDs))
+	}
+	for i, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			return nil, nil, err
+		}
+		size, err := l.Size()
+		if err != nil {
+			return nil, nil, err
+		}
+		mt, err := l.MediaType()
+		if err != nil {
+			return nil, nil, err
+		}
+		rec.Layers = append(rec.Layers, Layer{Digest: d, DiffID: cfg.RootFS.DiffIDs[i], Size: size, MediaType: string(mt)})
+	}
+	return rec, layers, nil
+}
+
+// fetchLayers ensures every layer is in the store, o.jobs at a time, and
+// returns the first error.
+func (s *Store) fetchLayers(ctx context.Context, layers []v1.Layer, info []Layer, o *options) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sem := make(chan struct{}, o.jobs)
+	errs := make([]error, len(layers))
+	var wg sync.WaitGroup
+	for i := range layers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				errs[i] = ctx.Err()
+				return
+			}
+			defer func() { <-sem }()
+			if err := s.ensureLayer(ctx, layers[i], info[i], o.progress); err != nil {
+				errs[i] = fmt.Errorf("layer %s: %w", info[i].Digest, err)
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ensureLayer unpacks l into the store unless it is there already. The
+// layer's lock makes concurrent devbox processes download it once: the
+// second waits and then finds it in place.
+func (s *Store) ensureLayer(ctx context.Context, l v1.Layer, info Layer, progress func(Event)) error {
+	dir := s.LayerDir(info.DiffID)
+	if _, err := os.Lstat(dir); err == nil {
+		progress(Event{Kind: LayerCached, Layer: info})
+		return nil
+	}
+	unlock, err := lockFile(filepath.Join(s.locksDir(), info.DiffID.Hex+".lock"))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, err := os.Lstat(dir); err == nil {
+		progress(Event{Kind: LayerCached, Layer: info})
+		return nil
+	}
+	// Whoever held the lock before us may have been killed mid-unpack:
+	// its temporary directories are garbage now that we hold the lock.
+	stale, _ := filepath.Glob(filepath.Join(s.layersDir(), ".tmp-"+info.DiffID.Hex+"-*"))
+	for _, d := range stale {
+		if err := RemoveAll(d); err != nil {
+			return fmt.Errorf("remove stale %s: %w", d, err)
+		}
+	}
+	progress(Event{Kind: LayerStarted, Layer: info})
+	tmp := filepath.Join(s.layersDir(), ".tmp-"+info.DiffID.Hex+"-"+randomSuffix())
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		return err
+	}
+	if err := unpackLayer(ctx, l, info, tmp, progress); err != nil {
+		RemoveAll(tmp)
+		return err
+	}
+	if err := syncDir(tmp); err != nil {
+		RemoveAll(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		RemoveAll(tmp)
+		return err
+	}
+	progress(Event{Kind: LayerDone, Layer: info, Done: info.Size})
+	return nil
+}
+
+// unpackLayer streams the compressed blob of l through decompression into
+// ApplyTar in one pass, and checks both digests: the blob's (at EOF, by the
+// registry client) and the uncompressed stream's against the diffID.
+func unpackLayer(ctx context.Context, l v1.Layer, info Layer, dir string, progress func(Event)) error {
+	rc, err := l.Compressed()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	counted := &countingReader{ctx: ctx, r: rc, report: func(n int64) {
+		progress(Event{Kind: LayerProgress, Layer: info, Done: n})
+	}}
+	dec, err := Decompress(counted)
+	if err != nil {
+		return err
+	}
+	defer dec.Close()
+	h := sha256.New()
+	if _, err := ApplyTar(dir, io.TeeReader(dec, h), ApplyLimits{}); err != nil {
+		return err
+	}
+	// Read the blob to its end so that its digest is verified even when the
+	// compressed stream carries bytes after the tar stream's end.
+	if _, err := io.Copy(io.Discard, counted); err != nil {
+		return err
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != info.DiffID.String() {
+		return fmt.Errorf("uncompressed content is %s, but the image config says %s", got, info.DiffID)
+	}
+	return nil
+}
+
+// syncDir flushes the filesystem holding dir once, instead of an fsync per
+// file, so that the rename that follows publishes complete data.
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return &os.PathError{Op: "syncfs", Path: dir, Err: err}
+	}
+	return nil
+}
+
+// countingReader reports the bytes read through it, at most every 256 KiB,
+// and stops when ctx is cancelled.
+type countingReader struct {
+	ctx     context.Context
+	r       io.Reader
+	n, last int64
+	report  func(int64)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if c.n-c.last >= 256<<10 || (err == io.EOF && c.n != c.last) {
+		c.last = c.n
+		c.report(c.n)
+	}
+	return n, err
+}
+
+// registryError turns an error from the registry client into one line that
+// names the reference and the registry and says what to do.
+func registryError(r name.Reference, err error) error {
+	reg := r.Context().RegistryStr()
+	var te *transport.Error
+	if errors.As(err, &te) {
+		switch {
+		case te.StatusCode == http.StatusNotFound || hasCode(te, transport.ManifestUnknownErrorCode, transport.NameUnknownErrorCode):
+			return fmt.Errorf("pull %s: not found in registry %s: check the repository name and tag", r.Name(), reg)
+		case te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden:
+			return fmt.Errorf("pull %s: registry %s denied access (HTTP %d): log in with 'docker login %s' (devbox reads ~/.docker/config.json)", r.Name(), reg, te.StatusCode, reg)
+		default:
+			return fmt.Errorf("pull %s: registry %s answered HTTP %d: %w", r.Name(), reg, te.StatusCode, err)
+		}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		var oe *net.OpError
+		cause := err
+		if errors.As(err, &oe) {
+			cause = oe.Err
+		}
+		return fmt.Errorf("pull %s: registry %s is unreachable: %v", r.Name(), reg, cause)
+	}
+	return fmt.Errorf("pull %s: %w", r.Name(), err)
+}
+
+func hasCode(te *transport.Error, codes ...transport.ErrorCode) bool {
+	for _, d := range te.Errors {
+		for _, c := range codes {
+			if d.Code == c {
+				return true
+			}
+		}
+	}
+	return false
+}

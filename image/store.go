@@ -1,0 +1,200 @@
+package image
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
+)
+
+// Store is the shared, content-addressed image store of one user.
+//
+// # Layout
+//
+// Under the data directory:
+//
+//	layers/sha256/<diffID hex>/   one unpacked layer, in overlayfs format
+//	images/sha256/<hex>.json      an image record (manifest digest → config, layers)
+//	refs/<escaped reference>      the manifest digest a reference last resolved to
+//	locks/<hex>.lock              flock(2) files that serialize work on one layer
+//
+// Everything in progress is written under a name that starts with ".tmp-"
+// and renamed into place when complete, so a crash never leaves a partial
+// layer or record that a later run would use.
+type Store struct {
+	dataDir string
+}
+
+// OpenStore opens (creating it if needed) the store rooted at dataDir.
+func OpenStore(dataDir string) (*Store, error) {
+	s := &Store{dataDir: dataDir}
+	for _, d := range []string{s.layersDir(), s.imagesDir(), s.refsDir(), s.locksDir()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("open image store: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Dir is the root directory of the store.
+func (s *Store) Dir() string { return s.dataDir }
+
+func (s *Store) layersDir() string { return filepath.Join(s.dataDir, "layers", "sha256") }
+func (s *Store) imagesDir() string { return filepath.Join(s.dataDir, "images", "sha256") }
+func (s *Store) refsDir() string   { return filepath.Join(s.dataDir, "refs") }
+func (s *Store) locksDir() string  { return filepath.Join(s.dataDir, "locks") }
+
+// LayerDir is the directory holding the unpacked layer with the given
+// uncompressed digest (diffID). It exists only once the layer is complete.
+func (s *Store) LayerDir(diffID v1.Hash) string {
+	return filepath.Join(s.layersDir(), diffID.Hex)
+}
+
+// Image is what the store records about one pulled image.
+type Image struct {
+	// Ref is the reference the image was pulled by.
+	Ref string `json:"ref"`
+	// Digest is the digest of the image manifest (for a multi-platform
+	// image, of the chosen platform's manifest).
+	Digest v1.Hash `json:"digest"`
+	// Platform is the image's os/arch[/variant].
+	Platform string `json:"platform"`
+	// Config is the image configuration: Env, Cmd, WorkingDir, User...
+	Config v1.Config `json:"config"`
+	// Layers are the image's layers, base layer first.
+	Layers []Layer `json:"layers"`
+}
+
+// Layer describes one layer of an Image.
+type Layer struct {
+	Digest    v1.Hash `json:"digest"`    // of the compressed blob
+	DiffID    v1.Hash `json:"diffID"`    // of the uncompressed tar stream
+	Size      int64   `json:"size"`      // of the compressed blob, in bytes
+	MediaType string  `json:"mediaType"` // as the manifest gives it
+}
+
+// LayerDirs are the directories of img's unpacked layers, base layer first.
+func (s *Store) LayerDirs(img *Image) []string {
+	dirs := make([]string, len(img.Layers))
+	for i, l := range img.Layers {
+		dirs[i] = s.LayerDir(l.DiffID)
+	}
+	return dirs
+}
+
+// ErrNotPresent is returned by Lookup when the store has no complete copy of
+// an image.
+var ErrNotPresent = errors.New("image: not in the local store")
+
+// Lookup returns the image that ref last resolved to, if the store holds it
+// complete. It makes no network access.
+func (s *Store) Lookup(ref string) (*Image, error) {
+	r, err := ParseReference(ref)
+	if err != nil {
+		return nil, err
+	}
+	digest := ""
+	if d, ok := r.(interface{ DigestStr() string }); ok {
+		digest = d.DigestStr()
+	} else {
+		b, err := os.ReadFile(filepath.Join(s.refsDir(), refFileName(r.Name())))
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, ErrNotPresent
+		}
+		if err != nil {
+			return nil, fmt.Errorf("look up %s: %w", ref, err)
+		}
+		digest = strings.TrimSpace(string(b))
+	}
+	h, err := v1.NewHash(digest)
+	if err != nil {
+		return nil, fmt.Errorf("look up %s: corrupt reference file: %w", ref, err)
+	}
+	img, err := s.readImage(h)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range img.Layers {
+		if _, err := os.Lstat(s.LayerDir(l.DiffID)); err != nil {
+			return nil, ErrNotPresent
+		}
+	}
+	return img, nil
+}
+
+func (s *Store) readImage(h v1.Hash) (*Image, error) {
+	b, err := os.ReadFile(filepath.Join(s.imagesDir(), h.Hex+".json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNotPresent
+	}
+	if err != nil {
+		return nil, err
+	}
+	var img Image
+	if err := json.Unmarshal(b, &img); err != nil {
+		return nil, fmt.Errorf("image record %s: %w", h, err)
+	}
+	return &img, nil
+}
+
+// record writes img's record and points ref at it, each atomically.
+func (s *Store) record(img *Image, ref string) error {
+	b, err := json.MarshalIndent(img, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(s.imagesDir(), img.Digest.Hex+".json"), b); err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(s.refsDir(), refFileName(ref)), []byte(img.Digest.String()+"\n"))
+}
+
+// refFileName escapes a reference into one file name.
+func refFileName(ref string) string {
+	return url.PathEscape(ref)
+}
+
+// writeFileAtomic writes data to a temporary file beside path and renames it
+// into place, so readers see the old or the new content, never a mix.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := filepath.Join(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-"+randomSuffix())
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+func randomSuffix() string {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// lockFile takes an exclusive flock(2) on path, creating it, and returns the
+// function that releases it. Locks die with the process, so a killed pull
+// never leaves a lock behind.
+func lockFile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, &os.PathError{Op: "flock", Path: path, Err: err}
+	}
+	return func() { f.Close() }, nil
+}

@@ -1,0 +1,244 @@
+package mounts
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	"golang.org/x/sys/unix"
+)
+
+// MountError records a failed mount(2) with its arguments, the way runc's
+// mountError does, so that the message says exactly what was attempted.
+type MountError struct {
+	Op     string // "mount", "remount", "resolve", "symlink"
+	Type   Type
+	Source string
+	Target string // inside the sandbox
+	Err    error
+}
+
+func (e *MountError) Error() string {
+	s := fmt.Sprintf("%s %s", e.Op, e.Type)
+	if e.Source != "" {
+		s += " " + e.Source
+	}
+	return fmt.Sprintf("%s on %s: %v", s, e.Target, e.Err)
+}
+
+func (e *MountError) Unwrap() error { return e.Err }
+
+// Apply mounts plan with root as the sandbox's future "/". It must run in a
+// private mount namespace, before pivot_root, with the host's /proc still
+// mounted at /proc. The first entry must be the root Overlay.
+//
+// Every target is resolved inside root (openat2 RESOLVE_IN_ROOT through
+// filepath-securejoin's pathrs-lite): an image whose /etc or /tmp is a
+// symlink to "/" or to a host path makes devbox mount inside the image,
+// never over host files. Mounts are then made on the /proc/self/fd path of
+// the resolved handle, so nothing can swap the path between the check and
+// the mount.
+func Apply(root string, plan []Mount) error {
+	if len(plan) == 0 || plan[0].Type != Overlay || plan[0].Target != "/" {
+		return errors.New("mounts: a plan must start with the root overlay")
+	}
+	if err := mountOverlay(root, plan[0]); err != nil {
+		return err
+	}
+	rootDir, err := os.OpenFile(root, unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return err
+	}
+	defer rootDir.Close()
+	for _, m := range plan[1:] {
+		if err := apply(rootDir, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func apply(root *os.File, m Mount) error {
+	fail := func(op string, err error) error {
+		return &MountError{Op: op, Type: m.Type, Source: m.Source, Target: m.Target, Err: err}
+	}
+	if m.Type == Symlink {
+		if err := symlinkInRoot(root, m.Source, m.Target); err != nil {
+			return fail("symlink", err)
+		}
+		return nil
+	}
+	isDir := true
+	if m.Type == Bind {
+		fi, err := os.Stat(m.Source)
+		if errors.Is(err, os.ErrNotExist) && m.Optional {
+			return nil
+		}
+		if err != nil {
+			return fail("mount", err)
+		}
+		isDir = fi.IsDir()
+	}
+	target, err := resolveTarget(root, m.Target, isDir)
+	if err != nil {
+		return fail("resolve", err)
+	}
+	defer target.Close()
+	fdPath := procFdPath(target)
+	var src, fstype, data string
+	var flags uintptr
+	switch m.Type {
+	case Bind:
+		src, flags = m.Source, unix.MS_BIND
+		if m.Recursive {
+			flags |= unix.MS_REC
+		}
+	case Tmpfs:
+		src, fstype, data, flags = "tmpfs", "tmpfs", m.Data, unix.MS_NOSUID|unix.MS_NODEV
+	case Proc:
+		src, fstype, flags = "proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC
+	case Devpts:
+		src, fstype, data, flags = "devpts", "devpts", m.Data, unix.MS_NOSUID|unix.MS_NOEXEC
+	case Mqueue:
+		src, fstype, flags = "mqueue", "mqueue", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC
+	default:
+		return fail("mount", fmt.Errorf("unknown mount type %q", m.Type))
+	}
+	if err := unix.Mount(src, fdPath, fstype, flags, data); err != nil {
+		return fail("mount", err)
+	}
+	if m.ReadOnly {
+		if err := remountReadOnly(root, m.Target); err != nil {
+			return fail("remount", err)
+		}
+	}
+	return nil
+}
+
+// resolveTarget returns an O_PATH handle on target inside root, creating it
+// (a directory, or an empty file when isDir is false) when it is missing.
+// Symlinks on the way are followed as if root were "/".
+func resolveTarget(root *os.File, target string, isDir bool) (*os.File, error) {
+	if isDir {
+		return pathrs.MkdirAllHandle(root, target, 0o755)
+	}
+	if f, err := pathrs.OpenatInRoot(root, target); err == nil {
+		return f, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	parent, err := pathrs.MkdirAllHandle(root, filepath.Dir(target), 0o755)
+	if err != nil {
+		return nil, err
+	}
+	defer parent.Close()
+	fd, err := unix.Openat(int(parent.Fd()), filepath.Base(target),
+		unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_RDONLY|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return nil, &os.PathError{Op: "create", Path: target, Err: err}
+	}
+	unix.Close(fd)
+	return pathrs.OpenatInRoot(root, target)
+}
+
+// remountReadOnly makes the mount at target read-only. A bind mount made in
+// a user namespace keeps the flags the host locked on it (nosuid, nodev,
+// noexec, atime), and a remount that drops any of them is refused, so they
+// are read back and kept.
+func remountReadOnly(root *os.File, target string) error {
+	f, err := pathrs.OpenatInRoot(root, target)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(int(f.Fd()), &st); err != nil {
+		return err
+	}
+	flags := uintptr(unix.MS_REMOUNT | unix.MS_BIND | unix.MS_RDONLY)
+	for _, fl := range []struct{ st, ms uintptr }{
+		{unix.ST_NOSUID, unix.MS_NOSUID}, {unix.ST_NODEV, unix.MS_NODEV}, {unix.ST_NOEXEC, unix.MS_NOEXEC},
+		{unix.ST_NOATIME, unix.MS_NOATIME}, {unix.ST_NODIRATIME, unix.MS_NODIRATIME}, {unix.ST_RELATIME, unix.MS_RELATIME},
+	} {
+		if uintptr(st.Flags)&fl.st != 0 {
+			flags |= fl.ms
+		}
+	}
+	return unix.Mount("", procFdPath(f), "", flags, "")
+}
+
+// symlinkInRoot creates the link target → content inside root; an existing
+// entry is left alone.
+func symlinkInRoot(root *os.File, content, target string) error {
+	parent, err := pathrs.MkdirAllHandle(root, filepath.Dir(target), 0o755)
+	if err != nil {
+		return err
+	}
+	defer parent.Close()
+	err = unix.Symlinkat(content, int(parent.Fd()), filepath.Base(target))
+	if err != nil && !errors.Is(err, unix.EEXIST) {
+		return err
+	}
+	return nil
+}
+
+// mountOverlay mounts the root filesystem at root. Layer paths are given
+// relative to their common parent directory, which mountOverlay makes the
+// working directory, so that more layers fit in the one page that mount(2)
+// accepts for options.
+func mountOverlay(root string, m Mount) error {
+	fail := func(err error) error {
+		return &MountError{Op: "mount", Type: Overlay, Target: "/", Err: err}
+	}
+	if len(m.Lower) == 0 || m.Upper == "" || m.Work == "" {
+		return fail(errors.New("an overlay needs at least one lower layer, an upper and a work directory"))
+	}
+	all := append(append([]string{}, m.Lower...), m.Upper, m.Work)
+	base := commonDir(all)
+	rel := make([]string, len(all))
+	for i, p := range all {
+		r, err := filepath.Rel(base, p)
+		if err != nil {
+			return fail(err)
+		}
+		if strings.ContainsAny(r, ",:\\") {
+			return fail(fmt.Errorf("path %q contains a character overlayfs cannot take (',', ':' or '\\')", p))
+		}
+		rel[i] = r
+	}
+	lower := make([]string, len(m.Lower))
+	for i := range m.Lower {
+		lower[len(m.Lower)-1-i] = rel[i] // overlayfs wants the topmost layer first
+	}
+	data := "lowerdir=" + strings.Join(lower, ":") + ",upperdir=" + rel[len(rel)-2] + ",workdir=" + rel[len(rel)-1] + ",userxattr"
+	if len(data) >= unix.Getpagesize() {
+		return fail(fmt.Errorf("%d layers do not fit in one overlay mount (%d bytes of options)", len(m.Lower), len(data)))
+	}
+	if err := unix.Chdir(base); err != nil {
+		return fail(err)
+	}
+	if err := unix.Mount("overlay", root, "overlay", 0, data); err != nil {
+		return fail(fmt.Errorf("%w (options %s, relative to %s)", err, data, base))
+	}
+	return nil
+}
+
+// commonDir is the deepest directory that contains every path.
+func commonDir(paths []string) string {
+	dir := filepath.Dir(filepath.Clean(paths[0]))
+	for _, p := range paths[1:] {
+		p = filepath.Clean(p)
+		for dir != "/" && !strings.HasPrefix(p, dir+"/") {
+			dir = filepath.Dir(dir)
+		}
+	}
+	return dir
+}
+
+func procFdPath(f *os.File) string {
+	return "/proc/self/fd/" + strconv.Itoa(int(f.Fd()))
+}

@@ -1,0 +1,109 @@
+package mounts
+
+import (
+	"path/filepath"
+)
+
+// Type is the kind of a Mount.
+type Type string
+
+// The mount types a plan uses.
+const (
+	// Overlay is the root filesystem: Lower layers under a writable Upper.
+	Overlay Type = "overlay"
+	// Bind makes the host path Source visible at Target.
+	Bind Type = "bind"
+	// Tmpfs is a fresh in-memory filesystem.
+	Tmpfs Type = "tmpfs"
+	// Proc is a fresh procfs for the sandbox's pid namespace.
+	Proc Type = "proc"
+	// Devpts is a private devpts instance with its own ptmx.
+	Devpts Type = "devpts"
+	// Mqueue is a POSIX message-queue filesystem for the IPC namespace.
+	Mqueue Type = "mqueue"
+	// Symlink is not a mount: it creates a symbolic link at Target whose
+	// content is Source (used for /dev/fd, /dev/stdin, ...).
+	Symlink Type = "symlink"
+)
+
+// Mount is one entry of a sandbox's mount table. Target is a path inside
+// the sandbox; every other path is on the host.
+type Mount struct {
+	Type   Type   `json:"type"`
+	Source string `json:"source,omitempty"` // Bind: host path; Symlink: link content
+	Target string `json:"target"`           // absolute, inside the sandbox
+	// ReadOnly remounts the mount read-only once it is in place.
+	ReadOnly bool `json:"readOnly,omitempty"`
+	// Recursive binds the submounts of Source too (rbind).
+	Recursive bool `json:"recursive,omitempty"`
+	// Optional skips a Bind whose Source does not exist.
+	Optional bool `json:"optional,omitempty"`
+	// Data is the filesystem's mount options, e.g. "mode=1777" for Tmpfs.
+	Data string `json:"data,omitempty"`
+	// Lower are the read-only layers of an Overlay, base layer first.
+	Lower []string `json:"lower,omitempty"`
+	// Upper and Work are an Overlay's writable layer and its scratch
+	// directory, on the same filesystem.
+	Upper string `json:"upper,omitempty"`
+	Work  string `json:"work,omitempty"`
+}
+
+// View describes what a sandbox should see; Plan turns it into mounts.
+type View struct {
+	// Layers are the root filesystem's read-only layers, base layer first.
+	Layers []string
+	// Upper and Work hold the root filesystem's writable layer.
+	Upper, Work string
+	// WorkTree is the host directory of the project, mounted read-write at
+	// the same path inside.
+	WorkTree string
+	// Home is the host directory mounted read-write at HomeTarget.
+	Home, HomeTarget string
+	// HostNetworkFiles binds the host's /etc/resolv.conf and /etc/hosts
+	// read-only, for a sandbox that shares the host's network.
+	HostNetworkFiles bool
+}
+
+// devices are the host device nodes a sandbox gets. Binding them keeps
+// devbox free of mknod, which a user namespace does not allow.
+var devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
+
+// Plan returns the mount table for v, in the order it must be applied: the
+// root first, then each mount after the mounts it lies beneath.
+func Plan(v View) []Mount {
+	ms := []Mount{
+		{Type: Overlay, Target: "/", Lower: v.Layers, Upper: v.Upper, Work: v.Work},
+		{Type: Proc, Target: "/proc"},
+		{Type: Bind, Source: "/sys", Target: "/sys", Recursive: true, ReadOnly: true},
+		{Type: Tmpfs, Target: "/dev", Data: "mode=755,size=65536k"},
+	}
+	for _, d := range devices {
+		ms = append(ms, Mount{Type: Bind, Source: "/dev/" + d, Target: "/dev/" + d})
+	}
+	ms = append(ms,
+		Mount{Type: Devpts, Target: "/dev/pts", Data: "newinstance,ptmxmode=0666,mode=620"},
+		Mount{Type: Symlink, Source: "pts/ptmx", Target: "/dev/ptmx"},
+		Mount{Type: Tmpfs, Target: "/dev/shm", Data: "mode=1777,size=65536k"},
+		Mount{Type: Mqueue, Target: "/dev/mqueue"},
+		Mount{Type: Symlink, Source: "/proc/self/fd", Target: "/dev/fd"},
+		Mount{Type: Symlink, Source: "/proc/self/fd/0", Target: "/dev/stdin"},
+		Mount{Type: Symlink, Source: "/proc/self/fd/1", Target: "/dev/stdout"},
+		Mount{Type: Symlink, Source: "/proc/self/fd/2", Target: "/dev/stderr"},
+		Mount{Type: Tmpfs, Target: "/tmp", Data: "mode=1777"},
+	)
+	if v.HostNetworkFiles {
+		ms = append(ms,
+			Mount{Type: Bind, Source: "/etc/resolv.conf", Target: "/etc/resolv.conf", ReadOnly: true, Optional: true},
+			Mount{Type: Bind, Source: "/etc/hosts", Target: "/etc/hosts", ReadOnly: true, Optional: true},
+		)
+	}
+	// The home directory goes before the work tree: a project usually lives
+	// beneath its owner's home, and the later mount must stay on top.
+	if v.Home != "" {
+		ms = append(ms, Mount{Type: Bind, Source: v.Home, Target: v.HomeTarget})
+	}
+	if v.WorkTree != "" {
+		ms = append(ms, Mount{Type: Bind, Source: v.WorkTree, Target: filepath.Clean(v.WorkTree)})
+	}
+	return ms
+}

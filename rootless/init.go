@@ -1,0 +1,275 @@
+package rootless
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/devboxhq/devbox/mounts"
+	"golang.org/x/sys/unix"
+)
+
+// The file descriptors Run passes to the sandbox's pid 1.
+const (
+	fdSpec = 3 // the Spec, as JSON
+	fdSync = 4 // messages to the parent
+	fdPty  = 5 // a socket to send the terminal's master side over
+)
+
+// IsInit reports whether this process is a sandbox's pid 1, re-executed by
+// Run. main checks it first and calls Init instead of the CLI.
+func IsInit() bool { return os.Getenv(initEnv) == "1" }
+
+// Init is the sandbox's pid 1. It sets the sandbox up, runs the command,
+// reaps every process, and returns the command's exit status for main to
+// exit with.
+func Init() int {
+	os.Unsetenv(initEnv)
+	// The set-up below changes per-thread state (no_new_privs) that the
+	// command must inherit: keep it all on one thread.
+	runtime.LockOSThread()
+	syncPipe := os.NewFile(fdSync, "sync")
+	fail := func(err error) int {
+		sendMessage(syncPipe, message{Type: msgSetupError, Error: err.Error()})
+		return 1
+	}
+	var spec Spec
+	specFile := os.NewFile(fdSpec, "spec")
+	if err := json.NewDecoder(specFile).Decode(&spec); err != nil {
+		return fail(fmt.Errorf("read spec: %w", err))
+	}
+	specFile.Close()
+	if err := setup(&spec); err != nil {
+		return fail(err)
+	}
+	stdio, err := openStdio(&spec)
+	if err != nil {
+		return fail(err)
+	}
+	pid, status, err := startCommand(&spec, stdio)
+	if err != nil && status != 0 {
+		// The command could not be executed: say why on its stderr, and
+		// exit as a shell would (127 not found, 126 not executable).
+		fmt.Fprintf(stdio[2], "devbox: %v\n", err)
+		sendMessage(syncPipe, message{Type: msgStarted})
+		return status
+	}
+	if err != nil {
+		return fail(err)
+	}
+	sendMessage(syncPipe, message{Type: msgStarted})
+	syncPipe.Close()
+	for _, f := range stdio {
+		f.Close()
+	}
+	return reap(pid)
+}
+
+// setup builds the sandbox's filesystem and identity, in this order.
+func setup(spec *Spec) error {
+	// Private propagation before the first mount: nothing mounted below may
+	// propagate to the host's mount namespace, and no host mount event may
+	// reach into the sandbox.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return &os.SyscallError{Syscall: "mount / rprivate", Err: err}
+	}
+	// The root filesystem and the view on it. Every target is resolved
+	// inside the new root, so a hostile image cannot redirect a mount onto
+	// a host path through a symlink.
+	if err := mounts.Apply(spec.RootDir, spec.Mounts); err != nil {
+		return err
+	}
+	if err := pivotRoot(spec.RootDir); err != nil {
+		return err
+	}
+	if err := unix.Chdir(spec.Process.Cwd); err != nil {
+		return &os.PathError{Op: "chdir", Path: spec.Process.Cwd, Err: err}
+	}
+	hostname := spec.Hostname
+	if hostname == "" {
+		hostname = "devbox"
+	}
+	if err := unix.Sethostname([]byte(hostname)); err != nil {
+		return &os.SyscallError{Syscall: "sethostname", Err: err}
+	}
+	if spec.Network == NetworkNone {
+		if err := loopbackUp(); err != nil {
+			return err
+		}
+	}
+	// no_new_privs: nothing the command executes can gain privileges
+	// through setuid bits or file capabilities. Set last, on this locked
+	// thread, which is the one that forks the command.
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return &os.SyscallError{Syscall: "prctl(PR_SET_NO_NEW_PRIVS)", Err: err}
+	}
+	// Close-on-exec for every inherited descriptor beyond the ones pid 1
+	// still uses, so that no host file or directory leaks into the command
+	// (CVE-2024-21626 was a leaked host directory descriptor in runc).
+	return closeExecFrom(3)
+}
+
+// pivotRoot makes root the sandbox's "/" and detaches the host's root, so
+// that no host path is reachable from inside any more.
+func pivotRoot(root string) error {
+	if err := unix.Chdir(root); err != nil {
+		return &os.PathError{Op: "chdir", Path: root, Err: err}
+	}
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return &os.PathError{Op: "pivot_root", Path: root, Err: err}
+	}
+	// The old root is stacked under the new one at ".". Make it a slave so
+	// that our unmount cannot propagate anywhere, then detach it.
+	if err := unix.Mount("", ".", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return &os.SyscallError{Syscall: "mount old root rslave", Err: err}
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return &os.PathError{Op: "umount old root", Path: root, Err: err}
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return &os.PathError{Op: "chdir", Path: "/", Err: err}
+	}
+	return nil
+}
+
+// loopbackUp brings up "lo" in the sandbox's own network namespace.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return &os.SyscallError{Syscall: "socket", Err: err}
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	ifr.SetUint16(unix.IFF_UP | unix.IFF_RUNNING)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return &os.SyscallError{Syscall: "ioctl(SIOCSIFFLAGS lo)", Err: err}
+	}
+	return nil
+}
+
+// closeExecFrom marks every open descriptor >= from close-on-exec.
+func closeExecFrom(from int) error {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		var fd int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &fd); err != nil || fd < from {
+			continue
+		}
+		unix.CloseOnExec(fd)
+	}
+	return nil
+}
+
+// startCommand starts the command as the child of pid 1. A user whose id
+// is not 0 gets a nested user namespace that maps their own id to pid 1's
+// root: the command runs with the user's uid and no capabilities at all,
+// while pid 1 keeps its own. It returns pid 0 and the shell's status when
+// the command cannot be executed, with an error saying why.
+func startCommand(spec *Spec, stdio []*os.File) (int, int, error) {
+	p := spec.Process
+	path, status, err := lookPath(p.Args[0], p.Env)
+	if err != nil {
+		return 0, status, err
+	}
+	attr := &syscall.SysProcAttr{}
+	if p.Terminal {
+		// The command leads a new session whose controlling terminal is
+		// the sandbox's pty, so job control works inside.
+		attr.Setsid, attr.Setctty, attr.Ctty = true, true, 0
+	}
+	if p.UID != 0 || p.GID != 0 {
+		attr.Cloneflags = unix.CLONE_NEWUSER
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: int(p.UID), HostID: 0, Size: 1}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: int(p.GID), HostID: 0, Size: 1}}
+		attr.GidMappingsEnableSetgroups = false
+	}
+	fds := make([]uintptr, len(stdio))
+	for i, f := range stdio {
+		fds[i] = f.Fd()
+	}
+	pid, err := syscall.ForkExec(path, p.Args, &syscall.ProcAttr{Dir: p.Cwd, Env: p.Env, Files: fds, Sys: attr})
+	if err != nil {
+		if errors.Is(err, unix.EACCES) || errors.Is(err, unix.ENOEXEC) {
+			return 0, 126, fmt.Errorf("%s: cannot execute: %v", p.Args[0], err)
+		}
+		if errors.Is(err, unix.ENOENT) {
+			return 0, 127, fmt.Errorf("%s: cannot execute: %v (a missing interpreter or loader?)", p.Args[0], err)
+		}
+		return 0, 0, fmt.Errorf("start %s: %w", p.Args[0], err)
+	}
+	return pid, 0, nil
+}
+
+// lookPath finds name in the PATH of env, as a shell would.
+func lookPath(name string, env []string) (string, int, error) {
+	if strings.Contains(name, "/") {
+		return name, 0, nil
+	}
+	pathEnv := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			pathEnv = v
+		}
+	}
+	for _, dir := range filepath.SplitList(pathEnv) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, 0, nil
+		}
+	}
+	return "", 127, fmt.Errorf("%s: command not found in the sandbox (PATH=%s)", name, pathEnv)
+}
+
+// reap is pid 1's loop: it forwards signals to the command, reaps every
+// process that exits (orphans are re-parented to pid 1), and when the
+// command itself exits, kills whatever it left behind and returns its
+// status.
+func reap(pid int) int {
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH)
+	go func() {
+		for s := range sigs {
+			unix.Kill(pid, s.(syscall.Signal))
+		}
+	}()
+	status := -1
+	for {
+		var ws unix.WaitStatus
+		wpid, err := unix.Wait4(-1, &ws, 0, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil { // ECHILD: nothing is left
+			break
+		}
+		if wpid != pid {
+			continue
+		}
+		switch {
+		case ws.Exited():
+			status = ws.ExitStatus()
+		case ws.Signaled():
+			status = 128 + int(ws.Signal())
+		}
+		// Nothing the command started may outlive it: as pid 1, kill(-1)
+		// reaches every other process in the sandbox.
+		unix.Kill(-1, unix.SIGKILL)
+	}
+	signal.Stop(sigs)
+	return status
+}

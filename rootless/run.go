@@ -1,0 +1,160 @@
+package rootless
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// initEnv marks the re-executed devbox binary as a sandbox's pid 1.
+const initEnv = "_DEVBOX_SANDBOX_INIT"
+
+// IO are the standard streams of the sandboxed command.
+type IO struct {
+	In, Out, Err *os.File
+}
+
+// forwarded are the signals Run passes on to the sandbox; its pid 1 passes
+// them on to the command.
+var forwarded = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT}
+
+// Run starts the sandbox that spec describes, waits for its command and
+// returns the command's exit status (128+n when signal n killed it). An
+// error means the sandbox could not be set up; the command did not run.
+func Run(ctx context.Context, spec *Spec, stdio IO) (int, error) {
+	if err := spec.check(); err != nil {
+		return 0, err
+	}
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	defer specR.Close()
+	defer specW.Close()
+	syncR, syncW, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	defer syncR.Close()
+	defer syncW.Close()
+
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Args = []string{"devbox-init"}
+	cmd.Env = []string{initEnv + "=1"}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.In, stdio.Out, stdio.Err
+	cmd.ExtraFiles = []*os.File{specR, syncW}
+	cmd.SysProcAttr = sysProcAttr(spec)
+
+	var term *terminal
+	if spec.Process.Terminal {
+		term, err = newTerminal(stdio)
+		if err != nil {
+			return 0, err
+		}
+		defer term.close()
+		cmd.ExtraFiles = append(cmd.ExtraFiles, term.childSock)
+	}
+	if err := cmd.Start(); err != nil {
+		return 0, startError(err)
+	}
+	specR.Close()
+	syncW.Close()
+	if term != nil {
+		term.childSock.Close()
+	}
+	err = json.NewEncoder(specW).Encode(spec)
+	specW.Close()
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return 0, fmt.Errorf("send spec to sandbox: %w", err)
+	}
+	if term != nil {
+		if err := term.start(); err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			return 0, err
+		}
+	}
+	if err := waitStarted(syncR); err != nil {
+		cmd.Wait()
+		return 0, err
+	}
+
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, forwarded...)
+	defer signal.Stop(sigs)
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				cmd.Process.Signal(s)
+			case <-ctx.Done():
+				cmd.Process.Signal(unix.SIGTERM)
+				return
+			}
+		}
+	}()
+
+	err = cmd.Wait()
+	if term != nil {
+		term.drain()
+	}
+	return exitStatus(cmd.ProcessState, err)
+}
+
+// sysProcAttr creates the sandbox's namespaces in one clone(2). The uid and
+// gid maps are written by the Go runtime before the child runs any code:
+// the user's own id becomes root inside, which gives pid 1 the
+// capabilities to mount, and nothing else of the host is mapped.
+func sysProcAttr(spec *Spec) *syscall.SysProcAttr {
+	flags := uintptr(unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
+	if spec.Network == NetworkNone {
+		flags |= unix.CLONE_NEWNET
+	}
+	return &syscall.SysProcAttr{
+		Cloneflags:                 flags,
+		UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
+		GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}},
+		GidMappingsEnableSetgroups: false,
+		// If devbox dies, pid 1 dies, and with it everything in the sandbox.
+		Pdeathsig: unix.SIGKILL,
+		// Without a terminal of its own the sandbox gets its own process
+		// group, so that a Ctrl-C at the caller's terminal reaches it once,
+		// forwarded by Run, rather than directly and forwarded again.
+		Setpgid: !spec.Process.Terminal,
+	}
+}
+
+// startError explains the usual reasons a sandbox cannot be created.
+func startError(err error) error {
+	switch {
+	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
+		return fmt.Errorf("create user namespace: %w: unprivileged user namespaces are disabled here; run 'devbox doctor' for the fix", err)
+	case errors.Is(err, unix.ENOSPC):
+		return fmt.Errorf("create user namespace: %w: the limit user.max_user_namespaces is reached (sysctl user.max_user_namespaces)", err)
+	}
+	return fmt.Errorf("start sandbox: %w", err)
+}
+
+// exitStatus is the command's status as a shell reports it.
+func exitStatus(ps *os.ProcessState, err error) (int, error) {
+	if ps == nil {
+		return 0, err
+	}
+	ws := ps.Sys().(syscall.WaitStatus)
+	switch {
+	case ws.Exited():
+		return ws.ExitStatus(), nil
+	case ws.Signaled():
+		return 128 + int(ws.Signal()), nil
+	}
+	return 0, fmt.Errorf("sandbox ended in an unexpected state: %v", ps)
+}

@@ -1,0 +1,157 @@
+package rootless
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+)
+
+// A sandbox's terminal is a pty of its own devpts instance: pid 1 opens it
+// inside, so that tty(1), job control and /dev/pts all agree, and sends the
+// master side to the parent over a socket. The parent relays it to the
+// caller's terminal, which it puts in raw mode and restores on every path
+// out of Run.
+
+// openStdio returns the command's standard streams: the caller's, or for a
+// terminal the pty's slave side (for standard input, and for output when
+// the caller's output is a terminal too).
+func openStdio(spec *Spec) ([]*os.File, error) {
+	if !spec.Process.Terminal {
+		return []*os.File{os.Stdin, os.Stdout, os.Stderr}, nil
+	}
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer master.Close()
+	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		return nil, &os.SyscallError{Syscall: "ioctl(TIOCSPTLCK)", Err: err}
+	}
+	// TIOCGPTPEER opens the slave through the master, never by a path that
+	// could be swapped.
+	sfd, _, errno := unix.Syscall(unix.SYS_IOCTL, master.Fd(), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if errno != 0 {
+		return nil, &os.SyscallError{Syscall: "ioctl(TIOCGPTPEER)", Err: errno}
+	}
+	slave := os.NewFile(sfd, "pty")
+	if spec.Process.Rows > 0 && spec.Process.Cols > 0 {
+		unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: spec.Process.Rows, Col: spec.Process.Cols})
+	}
+	if err := unix.Sendmsg(fdPty, []byte{0}, unix.UnixRights(int(master.Fd())), nil, 0); err != nil {
+		slave.Close()
+		return nil, &os.SyscallError{Syscall: "sendmsg(pty)", Err: err}
+	}
+	unix.Close(fdPty)
+	if spec.Process.TerminalOutput {
+		return []*os.File{slave, slave, slave}, nil
+	}
+	return []*os.File{slave, os.Stdout, os.Stderr}, nil
+}
+
+// terminal is the parent's side of a sandbox's pty.
+type terminal struct {
+	stdio      IO
+	parentSock *os.File
+	childSock  *os.File
+	master     *os.File
+	restore    func()
+	outDone    chan struct{}
+	winch      chan os.Signal
+}
+
+func newTerminal(stdio IO) (*terminal, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.SyscallError{Syscall: "socketpair", Err: err}
+	}
+	return &terminal{
+		stdio:      stdio,
+		parentSock: os.NewFile(uintptr(fds[0]), "pty-parent"),
+		childSock:  os.NewFile(uintptr(fds[1]), "pty-child"),
+		restore:    func() {},
+		outDone:    make(chan struct{}),
+	}, nil
+}
+
+// start receives the master side from the sandbox and begins relaying.
+func (t *terminal) start() error {
+	buf, oob := make([]byte, 1), make([]byte, unix.CmsgSpace(4))
+	_, oobn, _, _, err := unix.Recvmsg(int(t.parentSock.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return &os.SyscallError{Syscall: "recvmsg(pty)", Err: err}
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return errors.New("sandbox did not send its terminal")
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		return errors.New("sandbox did not send its terminal")
+	}
+	t.master = os.NewFile(uintptr(fds[0]), "pty-master")
+
+	if in := int(t.stdio.In.Fd()); term.IsTerminal(in) {
+		state, err := term.MakeRaw(in)
+		if err != nil {
+			return fmt.Errorf("set terminal raw: %w", err)
+		}
+		t.restore = func() { term.Restore(in, state) }
+		t.resize()
+		t.winch = make(chan os.Signal, 1)
+		signal.Notify(t.winch, unix.SIGWINCH)
+		go func() {
+			for range t.winch {
+				t.resize()
+			}
+		}()
+	}
+	go func() { io.Copy(t.master, t.stdio.In) }()
+	go func() {
+		// Reading the master fails with EIO once every slave is closed,
+		// which is when the sandbox is gone.
+		io.Copy(t.stdio.Out, t.master)
+		close(t.outDone)
+	}()
+	return nil
+}
+
+// resize copies the caller's window size to the sandbox's terminal; the
+// kernel then signals SIGWINCH to its foreground process group.
+func (t *terminal) resize() {
+	ws, err := unix.IoctlGetWinsize(int(t.stdio.In.Fd()), unix.TIOCGWINSZ)
+	if err == nil {
+		unix.IoctlSetWinsize(int(t.master.Fd()), unix.TIOCSWINSZ, ws)
+	}
+}
+
+// drain waits for the output still buffered in the pty after the sandbox
+// has exited.
+func (t *terminal) drain() {
+	if t.master == nil {
+		return
+	}
+	select {
+	case <-t.outDone:
+	case <-time.After(2 * time.Second):
+	}
+}
+
+// close restores the caller's terminal and releases the descriptors.
+func (t *terminal) close() {
+	t.restore()
+	if t.winch != nil {
+		signal.Stop(t.winch)
+		close(t.winch)
+	}
+	t.parentSock.Close()
+	t.childSock.Close()
+	if t.master != nil {
+		t.master.Close()
+	}
+}
