@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 
@@ -38,6 +39,15 @@ host:port). Images and layers are stored once per user under
 $XDG_DATA_HOME/devbox (default ~/.local/share/devbox).`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return &FlagError{Err: fmt.Errorf("unknown command %q: see 'devbox --help'", args[0])}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cmd.Help()
+		},
 	}
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &FlagError{Err: err}

@@ -1,0 +1,258 @@
+package rootless
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/devboxhq/devbox/mounts"
+)
+
+// The sandbox's pid 1 is the test binary itself, re-executed by Run.
+func TestMain(m *testing.M) {
+	if IsInit() {
+		os.Exit(Init())
+	}
+	os.Exit(m.Run())
+}
+
+// busyboxLayer makes a layer directory with a static busybox and its
+// applets, or skips the test when the host has no static busybox.
+func busyboxLayer(t *testing.T) string {
+	t.Helper()
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Skip("needs a static busybox (Debian: busybox-static)")
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(bb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bin", "busybox"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, applet := range []string{"sh", "ls", "cat", "echo", "sleep", "id", "touch", "test", "kill", "readlink", "true", "false"} {
+		if err := os.Symlink("busybox", filepath.Join(dir, "bin", applet)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// sandbox is a Spec over layers with a fresh upper layer, running args.
+func sandbox(t *testing.T, layers []string, args ...string) *Spec {
+	t.Helper()
+	state := t.TempDir()
+	for _, d := range []string{"upper", "work", "root", "project"} {
+		if err := os.Mkdir(filepath.Join(state, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	project := filepath.Join(state, "project")
+	return &Spec{
+		RootDir: filepath.Join(state, "root"),
+		Mounts: mounts.Plan(mounts.View{
+			Layers: layers, Upper: filepath.Join(state, "upper"), Work: filepath.Join(state, "work"),
+			WorkTree: project,
+		}),
+		Network: NetworkHost,
+		Process: Process{
+			Args: args, Env: []string{"PATH=/bin"}, Cwd: project,
+			UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
+		},
+	}
+}
+
+// run runs spec with the output captured, bounded by a minute so that a
+// sandbox that never ends fails the test instead of hanging it.
+func run(t *testing.T, spec *Spec) (int, string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	stdout, _ := os.Create(filepath.Join(dir, "stdout"))
+	stderr, _ := os.Create(filepath.Join(dir, "stderr"))
+	stdin, _ := os.Open(os.DevNull)
+	defer stdin.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	code, err := Run(ctx, spec, IO{In: stdin, Out: stdout, Err: stderr})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	stdout.Close()
+	stderr.Close()
+	out, _ := os.ReadFile(stdout.Name())
+	errOut, _ := os.ReadFile(stderr.Name())
+	return code, string(out), string(errOut)
+}
+
+func TestRunExitStatus(t *testing.T) {
+	layer := busyboxLayer(t)
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"success", []string{"true"}, 0, ""},
+		{"exit code", []string{"sh", "-c", "exit 7"}, 7, ""},
+		{"false", []string{"false"}, 1, ""},
+		{"killed by a signal", []string{"sh", "-c", "kill -TERM $$"}, 128 + 15, ""},
+		{"not found", []string{"no-such-command"}, 127, "no-such-command: command not found"},
+		{"not executable", []string{"/bin"}, 126, "cannot execute"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := run(t, sandbox(t, []string{layer}, tt.args...))
+			if code != tt.code {
+				t.Errorf("status %d, want %d (stderr %q)", code, tt.code, stderr)
+			}
+			if !strings.Contains(stderr, tt.stderr) {
+				t.Errorf("stderr %q does not contain %q", stderr, tt.stderr)
+			}
+		})
+	}
+}
+
+func TestRunIdentityAndIsolation(t *testing.T) {
+	layer := busyboxLayer(t)
+	spec := sandbox(t, []string{layer}, "sh", "-c", "id -u; id -g; echo $$; ls /proc; touch made-here")
+	code, out, stderr := run(t, spec)
+	if code != 0 {
+		t.Fatalf("status %d: %s", code, stderr)
+	}
+	lines := strings.Fields(out)
+	if lines[0] != strconv.Itoa(os.Getuid()) || lines[1] != strconv.Itoa(os.Getgid()) {
+		t.Errorf("id inside = %s:%s, want %d:%d", lines[0], lines[1], os.Getuid(), os.Getgid())
+	}
+	// pid 1 is devbox's init, whose threads take the next few ids; the
+	// command comes right after them in its own pid namespace.
+	if pid, err := strconv.Atoi(lines[2]); err != nil || pid > 20 {
+		t.Errorf("command's pid = %s, want a small number", lines[2])
+	}
+	for _, name := range lines[3:] {
+		if pid, err := strconv.Atoi(name); err == nil && pid > 50 {
+			t.Errorf("/proc inside shows pid %d: not the sandbox's own pid namespace", pid)
+		}
+	}
+	fi, err := os.Stat(filepath.Join(spec.Process.Cwd, "made-here"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid := fi.Sys().(*syscall.Stat_t).Uid; uid != uint32(os.Getuid()) {
+		t.Errorf("file made inside is owned by %d on the host, want %d", uid, os.Getuid())
+	}
+}
+
+func TestRunKillsLeftovers(t *testing.T) {
+	layer := busyboxLayer(t)
+	// If the background sleep outlived the command, pid 1 would wait for
+	// it and run() would fail at its deadline.
+	code, _, stderr := run(t, sandbox(t, []string{layer}, "sh", "-c", "sleep 1000 & exit 3"))
+	if code != 3 {
+		t.Fatalf("status %d, want 3: %s", code, stderr)
+	}
+}
+
+func TestRunNetworkNone(t *testing.T) {
+	layer := busyboxLayer(t)
+	spec := sandbox(t, []string{layer}, "cat", "/proc/net/dev")
+	spec.Network = NetworkNone
+	code, out, stderr := run(t, spec)
+	if code != 0 {
+		t.Fatalf("status %d: %s", code, stderr)
+	}
+	for _, line := range strings.Split(out, "\n")[2:] {
+		if name, _, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && name != "lo" {
+			t.Errorf("network namespace has interface %q besides lo", name)
+		}
+	}
+}
+
+// TestHostileImageSymlinks: an image whose /etc, /tmp, /dev, /proc or
+// /sys is a symlink to a host path must never make devbox mount over or
+// create files in that host path. Resolved inside the root, such a link
+// dangles; devbox refuses it at setup rather than follow it out.
+func TestHostileImageSymlinks(t *testing.T) {
+	for _, name := range []string{"etc", "tmp", "dev", "proc", "sys"} {
+		t.Run(name, func(t *testing.T) {
+			layer := busyboxLayer(t)
+			victim := t.TempDir()
+			if err := os.Symlink(victim, filepath.Join(layer, name)); err != nil {
+				t.Fatal(err)
+			}
+			spec := sandbox(t, []string{layer}, "sh", "-c", "echo x > /tmp/written; echo y > /etc/written")
+			spec.Mounts = append(spec.Mounts, mounts.Mount{Type: mounts.Bind, Source: "/etc/resolv.conf", Target: "/etc/resolv.conf", ReadOnly: true, Optional: true})
+			stdin, _ := os.Open(os.DevNull)
+			defer stdin.Close()
+			_, err := Run(context.Background(), spec, IO{In: stdin, Out: stdin, Err: stdin})
+			var se *SetupError
+			if err != nil && !errors.As(err, &se) {
+				t.Fatalf("Run: %v, want success or a SetupError", err)
+			}
+			entries, err := os.ReadDir(victim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(entries) != 0 {
+				t.Errorf("the host directory the image's /%s names was written to: %v", name, entries)
+			}
+		})
+	}
+}
+
+func TestSpecCheck(t *testing.T) {
+	good := func() *Spec {
+		return &Spec{RootDir: t.TempDir(), Mounts: []mounts.Mount{{Type: mounts.Overlay, Target: "/"}}, Network: NetworkHost,
+			Process: Process{Args: []string{"sh"}, Cwd: "/"}}
+	}
+	tests := []struct {
+		name   string
+		modify func(*Spec)
+		want   string
+	}{
+		{"valid", func(*Spec) {}, ""},
+		{"relative root", func(s *Spec) { s.RootDir = "root" }, "not an absolute path"},
+		{"no command", func(s *Spec) { s.Process.Args = nil }, "no command"},
+		{"relative cwd", func(s *Spec) { s.Process.Cwd = "src" }, "not an absolute path"},
+		{"no mounts", func(s *Spec) { s.Mounts = nil }, "no mounts"},
+		{"unmapped uid", func(s *Spec) { s.Process.UID = uint32(os.Getuid()) + 1 }, "single-uid mode"},
+		{"network", func(s *Spec) { s.Network = "bridge" }, "unknown network mode"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := good()
+			tt.modify(s)
+			err := s.check()
+			if (err == nil) != (tt.want == "") || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("check() = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLookPath(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "tool"), []byte("#!/bin/sh\n"), 0o755)
+	os.WriteFile(filepath.Join(dir, "data"), []byte("x"), 0o644)
+	env := []string{"PATH=/nonexistent:" + dir}
+	if p, _, err := lookPath("tool", env); err != nil || p != filepath.Join(dir, "tool") {
+		t.Errorf("lookPath(tool) = %q, %v", p, err)
+	}
+	if _, code, err := lookPath("data", env); err == nil || code != 127 {
+		t.Errorf("lookPath(data) = %d, %v; want 127 and an error", code, err)
+	}
+	if p, _, err := lookPath("./x/y", env); err != nil || p != "./x/y" {
+		t.Errorf("a path with a slash is used as is, got %q, %v", p, err)
+	}
+}
