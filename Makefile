@@ -1,0 +1,91 @@
+# devbox: build, test and demo. `make test` is what CI runs (.ci/run).
+
+GO ?= go
+GOBIN := $(shell $(GO) env GOPATH)/bin
+# staticcheck 2026.2.2; override with STATICCHECK_VERSION=latest.
+STATICCHECK_VERSION ?= v0.8.2
+STATICCHECK := $(GOBIN)/staticcheck
+
+# The unprivileged user that root runs the e2e tests as a second time.
+E2E_USER ?= devbox-test
+E2E_FLAGS ?= -test.v -test.timeout 15m
+E2E_PATH := /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+DEMO_PORT ?= 5000
+DEMO_DIR ?= $(CURDIR)/.devbox-demo/registry
+# Debian packages that the demo and the e2e tests use.
+DEPS := docker-registry busybox-static curl uidmap
+
+.PHONY: all build e2e-bin test vet lint unit e2e e2e-unprivileged demo demo-stop deps clean
+
+all: build
+
+build:
+	$(GO) build -o bin/devbox ./cmd/devbox
+
+e2e-bin:
+	$(GO) test -c -o bin/e2e.test ./test
+
+test: vet lint unit e2e
+
+vet:
+	$(GO) vet ./...
+
+lint: $(STATICCHECK)
+	$(STATICCHECK) ./...
+
+$(STATICCHECK):
+	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+# Every package but the e2e tests, which need the built binary (see e2e).
+unit:
+	$(GO) test $$($(GO) list ./... | grep -v '/devbox/test$$')
+
+# The e2e tests as the current user and, when that is root, again as
+# $(E2E_USER): the sandbox must work for an ordinary user.
+e2e: build e2e-bin
+	DEVBOX_BIN=$(CURDIR)/bin/devbox bin/e2e.test $(E2E_FLAGS)
+	@if [ "$$(id -u)" -eq 0 ]; then $(MAKE) --no-print-directory e2e-unprivileged; fi
+
+# Runs as root: the binaries go to a fresh 755 dir that $(E2E_USER) can
+# read, and the tests run from there with nothing of root's environment.
+e2e-unprivileged: build e2e-bin
+	id -u $(E2E_USER) >/dev/null 2>&1 || useradd -m $(E2E_USER)
+	@set -e; \
+	dir=$$(mktemp -d); trap 'rm -rf "$$dir"' EXIT; chmod 755 "$$dir"; \
+	install -m 755 bin/devbox bin/e2e.test "$$dir/"; \
+	home=$$(getent passwd $(E2E_USER) | cut -d: -f6); \
+	echo "== e2e as $(E2E_USER) (uid $$(id -u $(E2E_USER)))"; \
+	cd "$$dir" && setpriv --reuid $(E2E_USER) --regid $(E2E_USER) --init-groups \
+		env -i HOME="$$home" PATH=$(E2E_PATH) DEVBOX_BIN="$$dir/devbox" \
+		$(if $(DEVBOX_TEST_REGISTRY),DEVBOX_TEST_REGISTRY=$(DEVBOX_TEST_REGISTRY)) \
+		./e2e.test $(E2E_FLAGS)
+
+# Starts a registry on 127.0.0.1:$(DEMO_PORT) unless one answers there, puts
+# the test images in it and runs devbox in examples/hello.
+demo: deps build
+	@if curl -fsS -o /dev/null http://127.0.0.1:$(DEMO_PORT)/v2/ 2>/dev/null; then \
+		echo "a registry answers on 127.0.0.1:$(DEMO_PORT)"; \
+	else \
+		test/registry.sh start "$(DEMO_DIR)" $(DEMO_PORT); \
+	fi
+	$(GO) run ./test/cmd/pushimages -registry 127.0.0.1:$(DEMO_PORT)
+	cd examples/hello && ../../bin/devbox run -- sh -c 'echo hello from $$(uname -s) as $$(id -u); ls'
+
+# Stops the registry that demo started.
+demo-stop:
+	test/registry.sh stop "$(DEMO_DIR)"
+
+# Installs the Debian packages in $(DEPS) that are missing (as root), or
+# names them.
+deps:
+	@missing=; for p in $(DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" -eq 0 ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	else \
+		echo "missing Debian packages:$$missing; run: sudo apt-get install$$missing" >&2; exit 1; \
+	fi
+
+clean:
+	rm -rf bin

@@ -1,0 +1,549 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+
+	"github.com/devboxhq/devbox/internal/testimages"
+)
+
+// randomName returns prefix followed by random hex, for markers that no
+// other run can have made.
+func randomName(t *testing.T, prefix string) string {
+	t.Helper()
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return prefix + hex.EncodeToString(b)
+}
+
+func TestRunIdentityAndWorkdir(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, imageRef(suite.registry, "busybox"))
+	if err := os.WriteFile(filepath.Join(e.Project, "hello.txt"), []byte("hi\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := e.mustRun(t, "run", "--", "sh", "-c", "id -u; id -g; pwd; ls")
+	got := lines(r.Stdout)
+	if len(got) < 3 {
+		t.Fatalf("want uid, gid, pwd and ls output; %s", r)
+	}
+	if want := strconv.Itoa(os.Getuid()); got[0] != want {
+		t.Errorf("id -u = %s, want %s (the host uid)", got[0], want)
+	}
+	if want := strconv.Itoa(os.Getgid()); got[1] != want {
+		t.Errorf("id -g = %s, want %s (the host gid)", got[1], want)
+	}
+	if got[2] != e.Project {
+		t.Errorf("pwd = %s, want the project dir %s", got[2], e.Project)
+	}
+	for _, f := range []string{"devbox.toml", "hello.txt"} {
+		if !slices.Contains(got[3:], f) {
+			t.Errorf("ls does not list %s: %q", f, got[3:])
+		}
+	}
+}
+
+func TestRunExitCodes(t *testing.T) {
+	t.Parallel()
+	// One environment for all cases: the first pulls, the others reuse the
+	// store, one after another.
+	e := newEnv(t, imageRef(suite.registry, "busybox"))
+	tests := []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"true", []string{"true"}, 0},
+		{"exit 7", []string{"sh", "-c", "exit 7"}, 7},
+		{"false", []string{"false"}, 1},
+		{"SIGTERM", []string{"sh", "-c", "kill -TERM $$"}, 128 + int(syscall.SIGTERM)},
+		{"SIGKILL", []string{"sh", "-c", "kill -KILL $$"}, 128 + int(syscall.SIGKILL)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.run(t, append([]string{"run", "--"}, tt.args...)...)
+			if r.Code != tt.want {
+				t.Errorf("want exit %d; %s", tt.want, r)
+			}
+		})
+	}
+}
+
+func TestRunFilesOwnedByUser(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, imageRef(suite.registry, "busybox"))
+	e.mustRun(t, "run", "--", "sh", "-c", "touch created.txt && mkdir -p sub/dir && echo x > sub/dir/f")
+	for _, p := range []string{"created.txt", "sub", "sub/dir", "sub/dir/f"} {
+		fi, err := os.Lstat(filepath.Join(e.Project, p))
+		if err != nil {
+			t.Errorf("%s was not created on the host: %v", p, err)
+			continue
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if int(st.Uid) != os.Getuid() || int(st.Gid) != os.Getgid() {
+			t.Errorf("%s is owned by %d:%d on the host, want %d:%d", p, st.Uid, st.Gid, os.Getuid(), os.Getgid())
+		}
+	}
+}
+
+func TestRunPidNamespace(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, imageRef(suite.registry, "busybox"))
+	// A host process with a command line that nothing else has: if the
+	// sandbox saw the host's processes, it would see this one.
+	token := fmt.Sprintf("%d.%d", 3000+os.Getpid()%1000, time.Now().UnixNano()%1000000)
+	sleeper := exec.Command("sleep", token)
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = sleeper.Process.Kill()
+		_ = sleeper.Wait()
+	})
+
+	r := e.mustRun(t, "run", "--", "sh", "-c", `ls /proc; echo ---; for f in /proc/[0-9]*/cmdline; do tr '\0' ' ' < "$f"; echo; done`)
+	list, cmdlines, ok := strings.Cut(r.Stdout, "---\n")
+	if !ok {
+		t.Fatalf("unexpected output; %s", r)
+	}
+	var pids []int
+	for f := range strings.FieldsSeq(list) {
+		if n, err := strconv.Atoi(f); err == nil {
+			pids = append(pids, n)
+		}
+	}
+	if len(pids) == 0 {
+		t.Fatalf("no pids in /proc: is it mounted? %s", r)
+	}
+	if len(pids) > 10 {
+		t.Errorf("/proc lists %d processes, want only the sandbox's few: %v", len(pids), pids)
+	}
+	for _, p := range pids {
+		if p >= 100 {
+			t.Errorf("/proc lists pid %d; a fresh pid namespace has only small pids: %v", p, pids)
+			break
+		}
+	}
+	if host := os.Getpid(); host >= 100 && slices.Contains(pids, host) {
+		t.Errorf("/proc lists the test process's host pid %d", host)
+	}
+	if strings.Contains(cmdlines, token) {
+		t.Errorf("a host process (sleep %s) is visible in the sandbox:\n%s", token, cmdlines)
+	}
+}
+
+func TestRunHostTmpHidden(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, imageRef(suite.registry, "busybox"))
+	// The host's /tmp itself, not TMPDIR: the contract is about /tmp.
+	f, err := os.CreateTemp("/tmp", "devbox-e2e-marker-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	t.Cleanup(func() { os.Remove(f.Name()) })
+
+	inside := filepath.Join("/tmp", randomName(t, "devbox-e2e-inside-"))
+	t.Cleanup(func() { os.Remove(inside) })
+	r := e.mustRun(t, "run", "--", "sh", "-c", fmt.Sprintf("if test -e %s; then echo visible; else echo hidden; fi; touch %s", f.Name(), inside))
+	if got := strings.TrimSpace(r.Stdout); got != "hidden" {
+		t.Errorf("host file %s inside the sandbox: %s; %s", f.Name(), got, r)
+	}
+	if _, err := os.Stat(inside); err == nil {
+		t.Errorf("a file written to /tmp in the sandbox appeared in the host's /tmp")
+	}
+}
+
+func TestRunHostRootHidden(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, imageRef(suite.registry, "busybox"))
+	// A file under the test's HOME, outside the project: on the host but not
+	// part of the view devbox gives.
+	secret := filepath.Join(e.Home, randomName(t, "secret-"))
+	if err := os.WriteFile(secret, []byte("secret\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	markers := []string{secret}
+	if os.Getuid() == 0 {
+		// Only root can write at the host's /.
+		dir := "/" + randomName(t, "devbox-e2e-marker-")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(dir) })
+		markers = append(markers, dir)
+	}
+	var script strings.Builder
+	for _, m := range markers {
+		fmt.Fprintf(&script, "if test -e %s; then echo %s=visible; else echo %s=hidden; fi\n", m, m, m)
+	}
+	// The project itself must be there, or the test proves nothing.
+	fmt.Fprintf(&script, "if test -e %s/devbox.toml; then echo project=visible; else echo project=hidden; fi\n", e.Project)
+	// The image's root is /: its marker file is there.
+	script.WriteString("echo busybox=$(readlink /bin/sh)\n")
+
+	r := e.mustRun(t, "run", "--", "sh", "-c", script.String())
+	kv := keyValues(r.Stdout)
+	for _, m := range markers {
+		if kv[m] != "hidden" {
+			t.Errorf("host path %s: %q inside the sandbox, want hidden; %s", m, kv[m], r)
+		}
+	}
+	if kv["project"] != "visible" {
+		t.Errorf("project dir not visible inside; %s", r)
+	}
+	if kv["busybox"] != "busybox" {
+		t.Errorf("/bin/sh is not the image's busybox link; %s", r)
+	}
+}
+
+func TestRunImageEnv(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, imageRef(suite.registry, "busybox"))
+	r := e.mustRun(t, "run", "--", "sh", "-c", "echo $"+testimages.MarkerVar+"; echo $PATH")
+	got := lines(r.Stdout)
+	if len(got) != 2 || got[0] != "busybox" || got[1] != testimages.ImagePath {
+		t.Errorf("want the image config's %s=busybox and PATH=%s; %s", testimages.MarkerVar, testimages.ImagePath, r)
+	}
+}
+
+func TestRunLayeredImage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, imageRef(suite.registry, "layered"))
+	script := `
+for f in /data/gone /opaque/old /opaque/new /data/dir/a; do
+	if test -e $f; then echo "$f=exists"; else echo "$f=absent"; fi
+done
+echo "keep=$(cat /data/keep)"
+echo "hard=$(cat /data/hard)"
+echo "new=$(cat /opaque/new)"
+echo "abs-is-link=$(test -L /data/abs && echo yes)"
+echo "abs-target=$(readlink /data/abs)"
+echo "abs-content=$(cat /data/abs)"
+echo "rel-target=$(readlink /data/rel)"
+echo "rel-content=$(cat /data/rel)"
+echo "marker=$DEVBOX_TEST_IMAGE"
+`
+	r := e.mustRun(t, "run", "--", "sh", "-c", script)
+	kv := keyValues(r.Stdout)
+	trim := strings.TrimSpace
+	want := map[string]string{
+		// Layer 3's whiteout removes the file.
+		"/data/gone": "absent",
+		// Layer 3's opaque marker hides everything layer 2 had in /opaque...
+		"/opaque/old": "absent",
+		// ...but not what layer 3 itself puts there.
+		"/opaque/new": "exists",
+		"new":         trim(testimages.New),
+		// A directory of a lower layer shows through an upper layer that
+		// only adds to its parent.
+		"/data/dir/a": "exists",
+		// Layer 3 rewrote /data/keep.
+		"keep": trim(testimages.KeepV3),
+		// /data/hard is layer 2's hardlink to layer 2's /data/keep. Layer 3
+		// replaces the file at the path /data/keep with a new one (a layer
+		// entry is a whole file, as in overlayfs, where the upper layer
+		// shadows the lower path); the inode that /data/hard names is not
+		// written, so it keeps layer 2's content. An unpacker that writes
+		// layer 3's /data/keep through the existing inode gets this wrong.
+		"hard": trim(testimages.KeepV2),
+		// Symlink targets are stored as written and resolved inside the
+		// image's root.
+		"abs-is-link": "yes",
+		"abs-target":  testimages.AbsTarget,
+		"abs-content": trim(testimages.KeepV3),
+		"rel-target":  testimages.RelTarget,
+		"rel-content": trim(testimages.DirA),
+		"marker":      "layered",
+	}
+	for k, w := range want {
+		if kv[k] != w {
+			t.Errorf("%s = %q, want %q", k, kv[k], w)
+		}
+	}
+	if t.Failed() {
+		t.Logf("%s", r)
+	}
+}
+
+func TestRunOffline(t *testing.T) {
+	t.Parallel()
+	reg := ownRegistry(t)
+	e := newEnv(t, imageRef(reg.Addr, "busybox"))
+	e.mustRun(t, "run", "--", "true")
+	if err := reg.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if registryUp(reg.Addr) {
+		t.Fatalf("registry %s still answers after Stop", reg.Addr)
+	}
+	r := e.mustRun(t, "run", "--", "echo", "offline-ok")
+	if strings.TrimSpace(r.Stdout) != "offline-ok" {
+		t.Errorf("second run without a registry: %s", r)
+	}
+}
+
+func TestPull(t *testing.T) {
+	t.Parallel()
+	reg := ownRegistry(t)
+	e := newEnv(t, imageRef(reg.Addr, "busybox"))
+	e.mustRun(t, "pull")
+	checkStoreClean(t, e)
+	if err := reg.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	r := e.mustRun(t, "run", "--", "echo", "pulled-ok")
+	if strings.TrimSpace(r.Stdout) != "pulled-ok" {
+		t.Errorf("run after pull without a registry: %s", r)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	busybox := imageRef(suite.registry, "busybox")
+	missing := suite.registry + "/busybox:no-such-tag"
+	tests := []struct {
+		name   string
+		config string // devbox.toml; empty for none
+		args   []string
+		code   int
+		stderr []string // each must appear in stderr
+		match  string   // a regexp stderr must match, if set
+		line   bool     // stderr must be one line
+	}{
+		{
+			name:   "no devbox.toml",
+			args:   []string{"run", "--", "true"},
+			code:   2,
+			stderr: []string{"devbox init"},
+			line:   true,
+		},
+		{
+			name:   "unknown key",
+			config: fmt.Sprintf("[image]\nref = %q\nreff = \"x\"\n", busybox),
+			args:   []string{"run", "--", "true"},
+			code:   2,
+			stderr: []string{"devbox.toml:3:1", "image.reff"},
+		},
+		{
+			name:   "wrong type",
+			config: "[image]\nref = 5\n",
+			args:   []string{"run", "--", "true"},
+			code:   2,
+			match:  `devbox\.toml:2:\d+`,
+		},
+		{
+			name:   "registry unreachable",
+			config: "[image]\nref = \"127.0.0.1:1/busybox:latest\"\n",
+			args:   []string{"run", "--", "true"},
+			code:   1,
+			stderr: []string{"127.0.0.1:1"},
+		},
+		{
+			name:   "registry unreachable on pull",
+			config: "[image]\nref = \"127.0.0.1:1/busybox:latest\"\n",
+			args:   []string{"pull"},
+			code:   1,
+			stderr: []string{"127.0.0.1:1"},
+		},
+		{
+			name:   "missing tag",
+			config: fmt.Sprintf("[image]\nref = %q\n", missing),
+			args:   []string{"run", "--", "true"},
+			code:   1,
+			stderr: []string{missing},
+		},
+		{
+			name:   "command not found",
+			config: fmt.Sprintf("[image]\nref = %q\n", busybox),
+			args:   []string{"run", "--", "no-such-command-e2e"},
+			code:   127,
+			stderr: []string{"no-such-command-e2e", "not found"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, "")
+			if tt.config != "" {
+				e.writeConfig(t, tt.config)
+			}
+			r := e.run(t, tt.args...)
+			if r.Code != tt.code {
+				t.Errorf("want exit %d; %s", tt.code, r)
+			}
+			for _, s := range tt.stderr {
+				if !strings.Contains(r.Stderr, s) {
+					t.Errorf("stderr does not contain %q; %s", s, r)
+				}
+			}
+			if tt.match != "" && !regexp.MustCompile(tt.match).MatchString(r.Stderr) {
+				t.Errorf("stderr does not match %s; %s", tt.match, r)
+			}
+			if tt.line && len(lines(r.Stderr)) != 1 {
+				t.Errorf("want a one-line message; %s", r)
+			}
+			checkStoreClean(t, e)
+		})
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "")
+	r := e.run(t, "--help")
+	if r.Code != 0 {
+		t.Fatalf("want exit 0; %s", r)
+	}
+	for _, c := range []string{"run", "shell", "pull", "version"} {
+		if !regexp.MustCompile(`(?m)^\s+` + c + `\s`).MatchString(r.Stdout + r.Stderr) {
+			t.Errorf("--help does not list the %s command; %s", c, r)
+		}
+	}
+	r = e.run(t, "version")
+	if r.Code != 0 || strings.TrimSpace(r.Stdout+r.Stderr) == "" {
+		t.Errorf("want exit 0 and a version; %s", r)
+	}
+}
+
+// ptyOutput collects what a pseudo-terminal prints and lets a test wait for
+// a string to appear in it.
+type ptyOutput struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	changed chan struct{} // closed and replaced on every write
+	closed  bool
+}
+
+func newPtyOutput(r io.Reader) *ptyOutput {
+	o := &ptyOutput{changed: make(chan struct{})}
+	go func() {
+		b := make([]byte, 4096)
+		for {
+			n, err := r.Read(b)
+			o.mu.Lock()
+			o.buf.Write(b[:n])
+			if err != nil {
+				// Reading the pty's master gives EIO once the last process
+				// holding the terminal has exited.
+				o.closed = true
+			}
+			close(o.changed)
+			o.changed = make(chan struct{})
+			o.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return o
+}
+
+func (o *ptyOutput) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
+}
+
+// waitFor waits until the output contains one of subs, the terminal closes,
+// or d passes, and reports whether one of subs appeared.
+func (o *ptyOutput) waitFor(ctx context.Context, d time.Duration, subs ...string) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		o.mu.Lock()
+		s, closed, changed := o.buf.String(), o.closed, o.changed
+		o.mu.Unlock()
+		for _, sub := range subs {
+			if strings.Contains(s, sub) {
+				return true
+			}
+		}
+		if closed {
+			return false
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+func TestShellPTY(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, imageRef(suite.registry, "busybox"))
+	// Pull first, so that the shell's start is not a download.
+	e.mustRun(t, "pull")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, suite.bin, "shell")
+	cmd.Dir = e.Project
+	cmd.Env = e.environ()
+	// pty.Start makes devbox a session leader; killing its group on timeout
+	// takes the sandbox with it.
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
+	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	out := newPtyOutput(tty)
+
+	// The input line does not contain the expected output: only a shell that
+	// evaluates $((6*7)) prints hi-42.
+	const input = "echo hi-$((6*7)); exit 3\n"
+	// Type once the shell shows a prompt (busybox sh prints "$ " or "# "),
+	// or after 15 s in any case; type again if nothing came back, in case
+	// the first line was typed before the terminal was set up and dropped.
+	out.waitFor(ctx, 15*time.Second, "$ ", "# ")
+	for ctx.Err() == nil {
+		if _, err := io.WriteString(tty, input); err != nil {
+			break
+		}
+		if out.waitFor(ctx, 10*time.Second, "hi-42") {
+			break
+		}
+	}
+
+	err = cmd.Wait()
+	if ctx.Err() != nil {
+		t.Fatalf("devbox shell did not finish in 60s; output:\n%s", out)
+	}
+	var exitErr *exec.ExitError
+	if err != nil && !errors.As(err, &exitErr) {
+		t.Fatalf("devbox shell: %v", err)
+	}
+	// Let the reader drain what the terminal printed last.
+	out.waitFor(ctx, 5*time.Second, "hi-42")
+	if !strings.Contains(out.String(), "hi-42") {
+		t.Errorf("shell output lacks hi-42:\n%s", out)
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 3 {
+		t.Errorf("devbox shell exited %d, want 3; output:\n%s", code, out)
+	}
+}
