@@ -26,7 +26,7 @@ build:
 e2e-bin:
 	$(GO) test -c -o bin/e2e.test ./test
 
-test: vet lint unit e2e
+test: deps vet lint unit e2e
 
 vet:
 	$(GO) vet ./...
