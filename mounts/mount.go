@@ -62,6 +62,8 @@ type View struct {
 	// HostNetworkFiles binds the host's /etc/resolv.conf and /etc/hosts
 	// read-only, for a sandbox that shares the host's network.
 	HostNetworkFiles bool
+	// Extra mounts go last, on top of everything else.
+	Extra []Mount
 }
 
 // devices are the host device nodes a sandbox gets. Binding them keeps
@@ -105,5 +107,5 @@ func Plan(v View) []Mount {
 	if v.WorkTree != "" {
 		ms = append(ms, Mount{Type: Bind, Source: v.WorkTree, Target: filepath.Clean(v.WorkTree)})
 	}
-	return ms
+	return append(ms, v.Extra...)
 }

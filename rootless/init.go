@@ -103,11 +103,23 @@ func setup(spec *Spec) error {
 			return err
 		}
 	}
+	if spec.User.Name != "" {
+		if err := writeIdentity(spec.User, spec.Process.UID, spec.Process.GID); err != nil {
+			return fmt.Errorf("write /etc/passwd and /etc/group: %w", err)
+		}
+	}
 	// no_new_privs: nothing the command executes can gain privileges
 	// through setuid bits or file capabilities. Set last, on this locked
 	// thread, which is the one that forks the command.
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return &os.SyscallError{Syscall: "prctl(PR_SET_NO_NEW_PRIVS)", Err: err}
+	}
+	// Root emulation comes after no_new_privs, which an unprivileged
+	// seccomp filter requires, and also on this thread.
+	if spec.Process.RootEmulation && spec.Process.UID == 0 {
+		if err := installRootEmulation(); err != nil {
+			return err
+		}
 	}
 	// Close-on-exec for every inherited descriptor beyond the ones pid 1
 	// still uses, so that no host file or directory leaks into the command

@@ -3,6 +3,7 @@ package rootless
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,7 +43,7 @@ func busyboxLayer(t *testing.T) string {
 	if err := os.WriteFile(filepath.Join(dir, "bin", "busybox"), data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, applet := range []string{"sh", "ls", "cat", "echo", "sleep", "id", "touch", "test", "kill", "readlink", "true", "false"} {
+	for _, applet := range []string{"sh", "ls", "cat", "echo", "sleep", "id", "touch", "test", "kill", "readlink", "true", "false", "chown"} {
 		if err := os.Symlink("busybox", filepath.Join(dir, "bin", applet)); err != nil {
 			t.Fatal(err)
 		}
@@ -206,6 +207,25 @@ func TestHostileImageSymlinks(t *testing.T) {
 			}
 			if len(entries) != 0 {
 				t.Errorf("the host directory the image's /%s names was written to: %v", name, entries)
+			}
+		})
+	}
+}
+
+// TestRootEmulation: as root inside, chown to ids that are not mapped
+// fails with EINVAL, unless root emulation fakes success.
+func TestRootEmulation(t *testing.T) {
+	layer := busyboxLayer(t)
+	for _, emulate := range []bool{false, true} {
+		t.Run(fmt.Sprintf("emulation=%v", emulate), func(t *testing.T) {
+			spec := sandbox(t, []string{layer}, "sh", "-c", "touch /tmp/f && chown 123:456 /tmp/f && id -u")
+			spec.Process.UID, spec.Process.GID, spec.Process.RootEmulation = 0, 0, emulate
+			code, out, stderr := run(t, spec)
+			if emulate && (code != 0 || strings.TrimSpace(out) != "0") {
+				t.Errorf("with root emulation: status %d, output %q, stderr %q; want 0 and uid 0", code, out, stderr)
+			}
+			if !emulate && code == 0 {
+				t.Errorf("without root emulation chown to an unmapped id succeeded")
 			}
 		})
 	}

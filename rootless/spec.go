@@ -25,6 +25,9 @@ type Spec struct {
 	Hostname string `json:"hostname,omitempty"`
 	// Network is the network mode.
 	Network Network `json:"network"`
+	// User names the command's uid and gid in the sandbox's /etc/passwd
+	// and /etc/group; empty Name leaves the image's files alone.
+	User User `json:"user"`
 }
 
 // Process is the command a sandbox runs.
@@ -41,6 +44,10 @@ type Process struct {
 	// user's own host id.
 	UID uint32 `json:"uid"`
 	GID uint32 `json:"gid"`
+	// RootEmulation, for a command running as uid 0, makes the chown
+	// family, setgroups and the set*id calls succeed without effect, so
+	// that package managers work with a single mapped id.
+	RootEmulation bool `json:"rootEmulation,omitempty"`
 	// Terminal gives the command a pseudo-terminal of the sandbox's own
 	// devpts as its controlling terminal and standard input; Run relays it
 	// to the caller's terminal.

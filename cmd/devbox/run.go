@@ -10,6 +10,8 @@ import (
 type RunOptions struct {
 	F    *Factory
 	Args []string
+	// Root runs the command as root inside the sandbox.
+	Root bool
 }
 
 // NewCmdRun wires 'devbox run'; runF replaces the work in tests.
@@ -43,9 +45,10 @@ come from the host's environment.`,
 		},
 	}
 	cmd.Flags().SetInterspersed(false)
+	cmd.Flags().BoolVar(&opts.Root, "root", false, "run as root inside the sandbox (still you outside), e.g. to install packages; changes persist in the project's writable layer until 'devbox reset'")
 	return cmd
 }
 
 func runRun(cmd *cobra.Command, opts *RunOptions) error {
-	return runInSandbox(cmd.Context(), opts.F, opts.Args, true)
+	return runInSandbox(cmd.Context(), opts.F, opts.Args, opts.Root)
 }

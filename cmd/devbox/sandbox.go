@@ -19,7 +19,7 @@ var loginShell = []string{"/bin/sh", "-c", "if command -v bash >/dev/null 2>&1; 
 // working directory, pulling its image first if the store lacks it, and
 // returns the command's status as an *ExitError when it is not 0. No args
 // means an interactive shell.
-func runInSandbox(ctx context.Context, f *Factory, args []string, wantTerminal bool) error {
+func runInSandbox(ctx context.Context, f *Factory, args []string, asRoot bool) error {
 	cfg, err := f.Config()
 	if err != nil {
 		return err
@@ -47,8 +47,8 @@ func runInSandbox(ctx context.Context, f *Factory, args []string, wantTerminal b
 	if err != nil {
 		return err
 	}
-	inv := env.Invocation{Args: args, Cwd: wd}
-	if wantTerminal && IsTerminal(f.IO.In) {
+	inv := env.Invocation{Args: args, Cwd: wd, Root: asRoot}
+	if IsTerminal(f.IO.In) {
 		inv.Terminal = true
 		inv.TerminalOutput = IsTerminal(f.IO.OutFile)
 		if ws, err := unix.IoctlGetWinsize(int(f.IO.In.Fd()), unix.TIOCGWINSZ); err == nil {

@@ -7,6 +7,8 @@ import (
 // ShellOptions are the arguments of 'devbox shell'.
 type ShellOptions struct {
 	F *Factory
+	// Root opens the shell as root inside the sandbox.
+	Root bool
 }
 
 // NewCmdShell wires 'devbox shell'; runF replaces the work in tests.
@@ -26,9 +28,10 @@ leave; devbox exits with the shell's status.`,
 			return shellRun(cmd, opts)
 		},
 	}
+	cmd.Flags().BoolVar(&opts.Root, "root", false, "open the shell as root inside the sandbox (still you outside)")
 	return cmd
 }
 
 func shellRun(cmd *cobra.Command, opts *ShellOptions) error {
-	return runInSandbox(cmd.Context(), opts.F, nil, true)
+	return runInSandbox(cmd.Context(), opts.F, nil, opts.Root)
 }

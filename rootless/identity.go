@@ -1,0 +1,98 @@
+package rootless
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// User is the passwd entry of the sandbox's user.
+type User struct {
+	Name  string `json:"name"`
+	Home  string `json:"home"`
+	Shell string `json:"shell,omitempty"`
+}
+
+// writeIdentity makes the command's uid and gid known by name inside: the
+// image's /etc/passwd and /etc/group plus an entry for the user, bound
+// read-only over the image's files from a private tmpfs, so that the
+// image's own files (and the project's writable layer) stay untouched.
+// It runs after pivot_root: every path here is inside the sandbox.
+func writeIdentity(u User, uid, gid uint32) error {
+	passwd := mergeEntry(readFile("/etc/passwd"), u.Name, strconv.Itoa(int(uid)),
+		fmt.Sprintf("%s:x:%d:%d:%s:%s:%s", u.Name, uid, gid, u.Name, u.Home, u.Shell))
+	group := mergeEntry(readFile("/etc/group"), u.Name, strconv.Itoa(int(gid)),
+		fmt.Sprintf("%s:x:%d:", u.Name, gid))
+	const staging = "/dev/.devbox-identity"
+	if err := os.Mkdir(staging, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount("tmpfs", staging, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=1m,mode=755"); err != nil {
+		return &os.SyscallError{Syscall: "mount tmpfs " + staging, Err: err}
+	}
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{"passwd", passwd}, {"group", group}} {
+		src := staging + "/" + f.name
+		dst := "/etc/" + f.name
+		if err := os.WriteFile(src, f.data, 0o644); err != nil {
+			return err
+		}
+		if err := ensureFile(dst); err != nil {
+			return err
+		}
+		if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
+			return &os.SyscallError{Syscall: "mount bind " + dst, Err: err}
+		}
+		if err := unix.Mount("", dst, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+			return &os.SyscallError{Syscall: "remount ro " + dst, Err: err}
+		}
+	}
+	// The bind mounts keep the files alive; the staging mount goes.
+	if err := unix.Unmount(staging, unix.MNT_DETACH); err != nil {
+		return &os.SyscallError{Syscall: "umount " + staging, Err: err}
+	}
+	return os.Remove(staging)
+}
+
+// mergeEntry returns the lines of a passwd or group file with entry for
+// name and id: kept as they are when an entry has that id already (the
+// image knows the user, e.g. uid 0 or a "node" user at 1000), otherwise
+// with entry added and any other entry of that name removed.
+func mergeEntry(data []byte, name, id, entry string) []byte {
+	var out bytes.Buffer
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		fields := strings.Split(sc.Text(), ":")
+		if len(fields) > 2 && fields[2] == id {
+			return data
+		}
+		if len(fields) > 0 && fields[0] == name {
+			continue
+		}
+		out.WriteString(sc.Text() + "\n")
+	}
+	out.WriteString(entry + "\n")
+	return out.Bytes()
+}
+
+func readFile(path string) []byte {
+	b, _ := os.ReadFile(path)
+	return b
+}
+
+// ensureFile creates path if it does not exist, so that it can be a bind
+// mount target.
+func ensureFile(path string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
