@@ -5,19 +5,34 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/BurntSushi/toml"
-	"github.com/devboxhq/devbox/image"
 )
 
 // FileName is the name of a project's configuration file.
 const FileName = "devbox.toml"
 
-// Config is a parsed and validated devbox.toml.
+// Config is a parsed and validated devbox.toml. devbox.toml.example at the
+// repository's root documents every key.
 type Config struct {
 	// Image names the base image of the environment.
 	Image ImageConfig `toml:"image"`
+	// Tools are installed on top of the image, each step a cached layer.
+	Tools ToolsConfig `toml:"tools"`
+	// Setup runs once, as root inside, after the tools.
+	Setup SetupConfig `toml:"setup"`
+	// Shell configures interactive shells and the working directory.
+	Shell ShellConfig `toml:"shell"`
+	// Env is added to the image's environment.
+	Env map[string]string `toml:"env"`
+	// Scripts are named commands for 'devbox run NAME'.
+	Scripts map[string]string `toml:"scripts"`
+	// Mounts are extra host directories or files in the sandbox.
+	Mounts []MountConfig `toml:"mounts"`
+	// Network is the sandbox's network.
+	Network NetworkConfig `toml:"network"`
+	// Sandbox selects how identities are mapped.
+	Sandbox SandboxConfig `toml:"sandbox"`
 
 	// Path is the absolute path of the file the Config was read from.
 	Path string `toml:"-"`
@@ -31,6 +46,69 @@ type ImageConfig struct {
 	// Platform overrides the host platform when the image is an index,
 	// as "os/arch" or "os/arch/variant". Empty means the host's.
 	Platform string `toml:"platform"`
+}
+
+// ToolsConfig is the [tools] table.
+type ToolsConfig struct {
+	// Packages are installed with the image's package manager.
+	Packages []string `toml:"packages"`
+	// Archive are downloaded, verified and unpacked, one layer each.
+	Archive []ArchiveConfig `toml:"archive"`
+}
+
+// ArchiveConfig is one [[tools.archive]].
+type ArchiveConfig struct {
+	Name   string `toml:"name"`   // names the step; default: the URL's file name
+	URL    string `toml:"url"`    // http(s) URL of a tar.gz/xz/zst/bz2 or zip archive
+	SHA256 string `toml:"sha256"` // of the archive; empty: pinned in devbox.lock on first download
+	Strip  int    `toml:"strip"`  // leading path components to drop from each entry
+	Dest   string `toml:"dest"`   // where to unpack inside; default /opt/NAME
+	// Bin are files, relative to Dest, linked into /usr/local/bin.
+	Bin []string `toml:"bin"`
+	// Path are directories, relative to Dest, added to PATH.
+	Path []string `toml:"path"`
+}
+
+// SetupConfig is the [setup] table.
+type SetupConfig struct {
+	// Run are shell commands run in order, as root inside, with the
+	// project mounted; their result is cached as one layer.
+	Run []string `toml:"run"`
+}
+
+// ShellConfig is the [shell] table.
+type ShellConfig struct {
+	// Init runs, as the user, at the start of every 'devbox shell'.
+	Init string `toml:"init"`
+	// Workdir is the working directory inside; default: the project's
+	// own path.
+	Workdir string `toml:"workdir"`
+	// Program is the interactive shell; default: bash if the image has
+	// it, else sh.
+	Program string `toml:"program"`
+}
+
+// MountConfig is one [[mounts]].
+type MountConfig struct {
+	Source   string `toml:"source"` // host path; "~/" is the host home
+	Target   string `toml:"target"` // absolute path inside
+	ReadOnly bool   `toml:"readonly"`
+}
+
+// NetworkConfig is the [network] table.
+type NetworkConfig struct {
+	// Mode is "host" (default), "isolated" or "none".
+	Mode string `toml:"mode"`
+	// Ports forwarded from the host to an isolated sandbox, as
+	// "HOSTPORT:PORT" or "IP:HOSTPORT:PORT".
+	Ports []string `toml:"ports"`
+}
+
+// SandboxConfig is the [sandbox] table.
+type SandboxConfig struct {
+	// Userns is "single" (default: only the user's id is mapped) or
+	// "subuid" (a full range from /etc/subuid, through newuidmap).
+	Userns string `toml:"userns"`
 }
 
 // Dir is the project directory: the directory holding devbox.toml.
@@ -106,22 +184,6 @@ func Parse(path string, src []byte) (*Config, error) {
 		return nil, locate(name, src, err.(*schemaError))
 	}
 	return cfg, nil
-}
-
-func (c *Config) validate() error {
-	if strings.TrimSpace(c.Image.Ref) == "" {
-		return &schemaError{Key: []string{"image", "ref"}, Msg: "is required: name the base image, e.g. ref = \"debian:bookworm\"", missing: true}
-	}
-	if _, err := image.ParseReference(c.Image.Ref); err != nil {
-		return &schemaError{Key: []string{"image", "ref"}, Msg: err.Error()}
-	}
-	if p := c.Image.Platform; p != "" {
-		parts := strings.Split(p, "/")
-		if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
-			return &schemaError{Key: []string{"image", "platform"}, Msg: fmt.Sprintf("%q is not a platform: write os/arch or os/arch/variant, e.g. \"linux/arm64\"", p)}
-		}
-	}
-	return nil
 }
 
 // excerpt renders the source lines around a syntax error with a caret.

@@ -74,6 +74,29 @@ func TestParseGood(t *testing.T) {
 	}
 }
 
+func TestParseFull(t *testing.T) {
+	cfg, err := Load("testdata/good/full.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := cfg.Tools.Archive
+	if len(a) != 2 || a[0].StepName() != "hello" || a[0].DestDir() != "/opt/hello" || a[0].Strip != 1 {
+		t.Errorf("archive 0 = %+v", a[0])
+	}
+	if a[1].StepName() != "tool-2.1" || a[1].DestDir() != "/opt/tool-2.1" || a[1].Path[0] != "bin" {
+		t.Errorf("archive 1 = %+v (step %q, dest %q)", a[1], a[1].StepName(), a[1].DestDir())
+	}
+	if len(cfg.Tools.Packages) != 3 || len(cfg.Setup.Run) != 2 || cfg.Shell.Workdir != "/src" ||
+		cfg.Env["CGO_ENABLED"] != "0" || cfg.Scripts["test"] != "make test" || !cfg.Mounts[0].ReadOnly ||
+		cfg.Network.Mode != "isolated" || cfg.Sandbox.Userns != "single" {
+		t.Errorf("config = %+v", cfg)
+	}
+	p, err := ParsePort(cfg.Network.Ports[1])
+	if err != nil || p != (Port{HostIP: "127.0.0.1", HostPort: 5433, ChildPort: 5432}) {
+		t.Errorf("port = %+v, %v", p, err)
+	}
+}
+
 func TestFind(t *testing.T) {
 	root := t.TempDir()
 	sub := filepath.Join(root, "a", "b")

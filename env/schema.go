@@ -41,7 +41,7 @@ type schemaError struct {
 	missing bool // the key is absent: point at its table instead
 }
 
-func (e *schemaError) Error() string { return strings.Join(e.Key, ".") + ": " + e.Msg }
+func (e *schemaError) Error() string { return dotted(e.Key) + ": " + e.Msg }
 
 // field describes one key a table accepts.
 type field struct {
@@ -80,7 +80,7 @@ func checkSchema(table map[string]any, schema map[string]field, prefix []string)
 		if !ok {
 			msg := "unknown key"
 			if s := suggest(k, schema); s != "" {
-				msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(append(append([]string{}, prefix...), s), "."))
+				msg += fmt.Sprintf(" (did you mean %s?)", dotted(append(append([]string{}, prefix...), s)))
 			}
 			return &schemaError{Key: key, Msg: msg}
 		}
@@ -125,8 +125,8 @@ func checkValue(v any, t reflect.Type, key []string) error {
 				return bad()
 			}
 		}
-		for _, it := range items {
-			if err := checkValue(it, t.Elem(), key); err != nil {
+		for i, it := range items {
+			if err := checkValue(it, t.Elem(), append(append([]string{}, key...), fmt.Sprintf("[%d]", i))); err != nil {
 				return err
 			}
 		}
