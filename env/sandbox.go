@@ -2,13 +2,15 @@ package env
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"os/user"
+	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
-	"github.com/devboxhq/devbox/image"
 	"github.com/devboxhq/devbox/mounts"
 	"github.com/devboxhq/devbox/rootless"
 )
@@ -80,34 +82,50 @@ func hostIntegration(u User) ([]mounts.Mount, string) {
 	return append(ms, mounts.Mount{Type: mounts.Bind, Source: sock, Target: agentSocketTarget}), agentSocketTarget
 }
 
-// SandboxSpec describes the sandbox that runs inv in project p on img.
-func SandboxSpec(p *Project, store *image.Store, img *image.Image, u User, inv Invocation) *rootless.Spec {
+// SandboxSpec describes the sandbox that runs inv in e.
+func SandboxSpec(e *Environment, u User, inv Invocation) (*rootless.Spec, error) {
+	cfg := e.Config
 	if inv.Root {
 		u = User{Name: "root", Home: "/root"}
 	}
-	view := mounts.View{
-		Layers:           store.LayerDirs(img),
-		Upper:            p.UpperDir(),
-		Work:             p.WorkDir(),
-		WorkTree:         p.Dir,
-		Home:             p.HomeDir(),
-		HomeTarget:       u.Home,
-		HostNetworkFiles: true,
+	network, err := networkMode(cfg)
+	if err != nil {
+		return nil, err
 	}
-	view.Extra, inv.agentSocket = hostIntegration(u)
-	cwd := p.Dir
-	if rel, err := filepath.Rel(p.Dir, inv.Cwd); err == nil && !strings.HasPrefix(rel, "..") {
-		cwd = inv.Cwd
+	view := mounts.View{
+		Layers:           e.Layers,
+		Upper:            e.Project.UpperDir(),
+		Work:             e.Project.WorkDir(),
+		WorkTree:         e.Project.Dir,
+		WorkTreeTarget:   cfg.Shell.Workdir,
+		Home:             e.Project.HomeDir(),
+		HomeTarget:       u.Home,
+		HostNetworkFiles: network == rootless.NetworkHost,
+	}
+	userMounts, err := configMounts(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var agent []mounts.Mount
+	agent, inv.agentSocket = hostIntegration(u)
+	view.Extra = append(agent, userMounts...)
+	workTree := e.Project.Dir
+	if cfg.Shell.Workdir != "" {
+		workTree = cfg.Shell.Workdir
+	}
+	cwd := workTree
+	if rel, err := filepath.Rel(e.Project.Dir, inv.Cwd); err == nil && !strings.HasPrefix(rel, "..") {
+		cwd = filepath.Join(workTree, rel)
 	}
 	return &rootless.Spec{
-		RootDir:  p.RootDir(),
+		RootDir:  e.Project.RootDir(),
 		Mounts:   mounts.Plan(view),
 		Hostname: "devbox",
-		Network:  rootless.NetworkHost,
+		Network:  network,
 		User:     rootless.User{Name: u.Name, Home: u.Home, Shell: "/bin/sh"},
 		Process: rootless.Process{
 			Args:           inv.Args,
-			Env:            environment(img.Config.Env, u, cwd, inv.agentSocket),
+			Env:            environment(e.Image.Config.Env, cfg, u, cwd, inv.agentSocket),
 			Cwd:            cwd,
 			UID:            u.UID,
 			GID:            u.GID,
@@ -117,13 +135,71 @@ func SandboxSpec(p *Project, store *image.Store, img *image.Image, u User, inv I
 			Rows:           inv.Rows,
 			Cols:           inv.Cols,
 		},
-	}
+	}, nil
 }
 
-// environment is the image's Env, then the user's identity and the agent
-// socket, then the few host variables in hostEnv. Later entries replace
-// earlier ones.
-func environment(imageEnv []string, u User, cwd, agentSocket string) []string {
+// networkMode maps [network] mode to the sandbox's.
+func networkMode(cfg *Config) (rootless.Network, error) {
+	switch cfg.Network.Mode {
+	case "", "host":
+		return rootless.NetworkHost, nil
+	case "none":
+		return rootless.NetworkNone, nil
+	}
+	return "", fmt.Errorf(`network mode %q is not available in this devbox yet: use "host" or "none"`, cfg.Network.Mode)
+}
+
+// configMounts turns [[mounts]] into bind mounts; "~/" in a source is the
+// host user's home, and a relative source is relative to the project.
+func configMounts(cfg *Config) ([]mounts.Mount, error) {
+	var ms []mounts.Mount
+	for i, m := range cfg.Mounts {
+		src := m.Source
+		if rest, ok := strings.CutPrefix(src, "~/"); ok {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return nil, err
+			}
+			src = filepath.Join(home, rest)
+		} else if !filepath.IsAbs(src) {
+			src = filepath.Join(cfg.Dir(), src)
+		}
+		if _, err := os.Stat(src); err != nil {
+			return nil, fmt.Errorf("%s: mounts[%d].source: %s does not exist on the host", displayName(cfg.Path), i, src)
+		}
+		ms = append(ms, mounts.Mount{Type: mounts.Bind, Source: src, Target: path.Clean(m.Target), ReadOnly: m.ReadOnly, Recursive: true})
+	}
+	return ms, nil
+}
+
+// ShellArgs is the command of 'devbox shell': [shell] init, then the
+// [shell] program, or bash where the image has it and sh otherwise.
+func (e *Environment) ShellArgs() []string {
+	program := "if command -v bash >/dev/null 2>&1; then exec bash; fi; exec sh"
+	if p := e.Config.Shell.Program; p != "" {
+		program = "exec " + shellQuote(p)
+	}
+	if init := e.Config.Shell.Init; init != "" {
+		program = init + "\n" + program
+	}
+	return []string{"/bin/sh", "-c", program}
+}
+
+// ScriptArgs is the command of 'devbox run NAME ARGS...' for the script
+// NAME, with ARGS as its positional parameters; ok is false when there is
+// no such script.
+func (e *Environment) ScriptArgs(name string, args []string) ([]string, bool) {
+	script, ok := e.Config.Scripts[name]
+	if !ok {
+		return nil, false
+	}
+	return append([]string{"/bin/sh", "-c", script, name}, args...), true
+}
+
+// environment is, in order, the image's Env, the PATH entries of archives,
+// the user's identity and the agent socket, [env] from devbox.toml, and the
+// few host variables in hostEnv. Later entries replace earlier ones.
+func environment(imageEnv []string, cfg *Config, u User, cwd, agentSocket string) []string {
 	var keys []string
 	vals := map[string]string{}
 	set := func(k, v string) {
@@ -138,6 +214,15 @@ func environment(imageEnv []string, u User, cwd, agentSocket string) []string {
 			set(k, v)
 		}
 	}
+	var extra []string
+	for _, a := range cfg.Tools.Archive {
+		for _, p := range a.Path {
+			extra = append(extra, path.Join(a.DestDir(), p))
+		}
+	}
+	if len(extra) > 0 {
+		set("PATH", strings.Join(extra, ":")+":"+vals["PATH"])
+	}
 	set("HOME", u.Home)
 	set("USER", u.Name)
 	set("LOGNAME", u.Name)
@@ -145,6 +230,9 @@ func environment(imageEnv []string, u User, cwd, agentSocket string) []string {
 	set("DEVBOX", "1")
 	if agentSocket != "" {
 		set("SSH_AUTH_SOCK", agentSocket)
+	}
+	for _, k := range slices.Sorted(maps.Keys(cfg.Env)) {
+		set(k, cfg.Env[k])
 	}
 	for _, k := range hostEnv {
 		if v, ok := os.LookupEnv(k); ok {

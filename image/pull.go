@@ -15,12 +15,12 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/devboxhq/devbox/internal/fsutil"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-	"golang.org/x/sys/unix"
 )
 
 // EventKind says what an Event reports.
@@ -271,7 +271,7 @@ func (s *Store) ensureLayer(ctx context.Context, l v1.Layer, info Layer, progres
 		progress(Event{Kind: LayerCached, Layer: info})
 		return nil
 	}
-	unlock, err := lockFile(filepath.Join(s.locksDir(), info.DiffID.Hex+".lock"))
+	unlock, err := fsutil.Lock(filepath.Join(s.locksDir(), info.DiffID.Hex+".lock"))
 	if err != nil {
 		return err
 	}
@@ -289,7 +289,7 @@ func (s *Store) ensureLayer(ctx context.Context, l v1.Layer, info Layer, progres
 		}
 	}
 	progress(Event{Kind: LayerStarted, Layer: info})
-	tmp := filepath.Join(s.layersDir(), ".tmp-"+info.DiffID.Hex+"-"+randomSuffix())
+	tmp := filepath.Join(s.layersDir(), ".tmp-"+info.DiffID.Hex+"-"+fsutil.RandomSuffix())
 	if err := os.Mkdir(tmp, 0o755); err != nil {
 		return err
 	}
@@ -297,7 +297,7 @@ func (s *Store) ensureLayer(ctx context.Context, l v1.Layer, info Layer, progres
 		RemoveAll(tmp)
 		return err
 	}
-	if err := syncDir(tmp); err != nil {
+	if err := fsutil.SyncFS(tmp); err != nil {
 		RemoveAll(tmp)
 		return err
 	}
@@ -337,20 +337,6 @@ func unpackLayer(ctx context.Context, l v1.Layer, info Layer, dir string, progre
 	}
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != info.DiffID.String() {
 		return fmt.Errorf("uncompressed content is %s, but the image config says %s", got, info.DiffID)
-	}
-	return nil
-}
-
-// syncDir flushes the filesystem holding dir once, instead of an fsync per
-// file, so that the rename that follows publishes complete data.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := unix.Syncfs(int(f.Fd())); err != nil {
-		return &os.PathError{Op: "syncfs", Path: dir, Err: err}
 	}
 	return nil
 }

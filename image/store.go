@@ -1,8 +1,6 @@
 package image
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,8 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/devboxhq/devbox/internal/fsutil"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"golang.org/x/sys/unix"
 )
 
 // Store is the shared, content-addressed image store of one user.
@@ -151,50 +149,13 @@ func (s *Store) record(img *Image, ref string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(s.imagesDir(), img.Digest.Hex+".json"), b); err != nil {
+	if err := fsutil.WriteAtomic(filepath.Join(s.imagesDir(), img.Digest.Hex+".json"), b, 0o600); err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(s.refsDir(), refFileName(ref)), []byte(img.Digest.String()+"\n"))
+	return fsutil.WriteAtomic(filepath.Join(s.refsDir(), refFileName(ref)), []byte(img.Digest.String()+"\n"), 0o600)
 }
 
 // refFileName escapes a reference into one file name.
 func refFileName(ref string) string {
 	return url.PathEscape(ref)
-}
-
-// writeFileAtomic writes data to a temporary file beside path and renames it
-// into place, so readers see the old or the new content, never a mix.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := filepath.Join(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-"+randomSuffix())
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
-}
-
-func randomSuffix() string {
-	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b[:])
-}
-
-// lockFile takes an exclusive flock(2) on path, creating it, and returns the
-// function that releases it. Locks die with the process, so a killed pull
-// never leaves a lock behind.
-func lockFile(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, &os.PathError{Op: "flock", Path: path, Err: err}
-	}
-	return func() { f.Close() }, nil
 }

@@ -55,8 +55,8 @@ type View struct {
 	// Upper and Work hold the root filesystem's writable layer.
 	Upper, Work string
 	// WorkTree is the host directory of the project, mounted read-write at
-	// the same path inside.
-	WorkTree string
+	// WorkTreeTarget, or at the same path inside when that is empty.
+	WorkTree, WorkTreeTarget string
 	// Home is the host directory mounted read-write at HomeTarget.
 	Home, HomeTarget string
 	// HostNetworkFiles binds the host's /etc/resolv.conf and /etc/hosts
@@ -105,7 +105,11 @@ func Plan(v View) []Mount {
 		ms = append(ms, Mount{Type: Bind, Source: v.Home, Target: v.HomeTarget})
 	}
 	if v.WorkTree != "" {
-		ms = append(ms, Mount{Type: Bind, Source: v.WorkTree, Target: filepath.Clean(v.WorkTree)})
+		target := v.WorkTreeTarget
+		if target == "" {
+			target = v.WorkTree
+		}
+		ms = append(ms, Mount{Type: Bind, Source: v.WorkTree, Target: filepath.Clean(target)})
 	}
 	return append(ms, v.Extra...)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 
+	"github.com/devboxhq/devbox/env"
 	"github.com/spf13/cobra"
 )
 
@@ -12,24 +13,35 @@ type RunOptions struct {
 	Args []string
 	// Root runs the command as root inside the sandbox.
 	Root bool
+	// Dash is true when the command came after "--": it is never a script.
+	Dash   bool
+	Frozen bool
 }
 
 // NewCmdRun wires 'devbox run'; runF replaces the work in tests.
 func NewCmdRun(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 	opts := &RunOptions{F: f}
 	cmd := &cobra.Command{
-		Use:   "run [--] COMMAND [ARG...]",
-		Short: "Run a command in the project's environment",
+		Use:   "run [--] COMMAND [ARG...] | run SCRIPT [ARG...]",
+		Short: "Run a command or a named script in the project's environment",
 		Long: `Run COMMAND in the environment that devbox.toml describes and exit with its
 status (128+N when signal N killed it; 127 when the command does not exist in
-the image). The image is pulled on first use; after that, run needs no network.
+the image). Without "--", a first word that names a [scripts] entry runs that
+script, with the remaining words as its arguments ($1, $2, ...).
+
+The first run pulls the image and builds the [tools] and [setup] steps, each
+cached as a layer; later runs reuse them and need no network. devbox.lock pins
+the image digest and the archives' checksums; --frozen refuses to change it.
 
 Inside, you are yourself (same uid and gid), the project directory is mounted
 at the same path and is the working directory (or the subdirectory you are
 in), HOME is a per-project home, and only TERM, LANG, LC_ALL, TZ and COLORTERM
 come from the host's environment.`,
 		Example: `  devbox run -- make test
-  devbox run -- sh -c 'id -u; pwd; ls'`,
+  devbox run test                    # the [scripts] entry "test"
+  devbox run -- sh -c 'id -u; pwd; ls'
+  devbox run --frozen -- make ci     # in CI: the lock must be up to date
+  devbox run --root -- apt-get install -y strace`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return &FlagError{Err: errors.New("run needs a command: devbox run -- COMMAND [ARG...]")}
@@ -38,6 +50,7 @@ come from the host's environment.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Args = args
+			opts.Dash = cmd.ArgsLenAtDash() == 0
 			if runF != nil {
 				return runF(opts)
 			}
@@ -45,10 +58,14 @@ come from the host's environment.`,
 		},
 	}
 	cmd.Flags().SetInterspersed(false)
+	cmd.Flags().BoolVar(&opts.Frozen, "frozen", false, "fail instead of changing devbox.lock: it must exist and pin everything devbox.toml names (for CI)")
 	cmd.Flags().BoolVar(&opts.Root, "root", false, "run as root inside the sandbox (still you outside), e.g. to install packages; changes persist in the project's writable layer until 'devbox reset'")
 	return cmd
 }
 
 func runRun(cmd *cobra.Command, opts *RunOptions) error {
-	return runInSandbox(cmd.Context(), opts.F, opts.Args, opts.Root)
+	return runInSandbox(cmd.Context(), opts.F, sandboxRequest{
+		Args: opts.Args, Script: !opts.Dash, Root: opts.Root,
+		Prepare: env.PrepareOptions{Frozen: opts.Frozen},
+	})
 }

@@ -12,42 +12,74 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// loginShell starts bash where the image has it, and sh otherwise.
-var loginShell = []string{"/bin/sh", "-c", "if command -v bash >/dev/null 2>&1; then exec bash; fi; exec sh"}
+// sandboxRequest is what 'devbox run' and 'devbox shell' ask for.
+type sandboxRequest struct {
+	// Args is the command; empty means the interactive shell.
+	Args []string
+	// Script: Args[0] names a [scripts] entry when there is one.
+	Script bool
+	// Root runs the command as root inside.
+	Root bool
+	// Prepare controls the lock file and the cache.
+	Prepare env.PrepareOptions
+}
 
-// runInSandbox runs args in the environment of the project governing the
-// working directory, pulling its image first if the store lacks it, and
-// returns the command's status as an *ExitError when it is not 0. No args
-// means an interactive shell.
-func runInSandbox(ctx context.Context, f *Factory, args []string, asRoot bool) error {
-	cfg, err := f.Config()
-	if err != nil {
-		return err
-	}
+// builder returns an env.Builder that pulls with progress on stderr.
+func builder(ctx context.Context, f *Factory) (*env.Builder, error) {
 	store, err := f.Store()
 	if err != nil {
-		return err
-	}
-	img, err := ensureImage(ctx, f, store, cfg)
-	if err != nil {
-		return err
-	}
-	if len(args) == 0 {
-		args = loginShell
+		return nil, err
 	}
 	dirs, err := f.Dirs()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	project, err := env.OpenProject(dirs, cfg.Dir())
+	log := f.IO.Logger()
+	return &env.Builder{
+		Dirs:  dirs,
+		Store: store,
+		Pull: func(ctx context.Context, ref, platform string) (*image.Image, error) {
+			return pull(ctx, f, store, ref, platform)
+		},
+		Out: f.IO.ErrFile,
+		Log: func(msg string) { log.Info(msg) },
+	}, nil
+}
+
+// prepare loads the project's devbox.toml and builds its environment.
+func prepare(ctx context.Context, f *Factory, opts env.PrepareOptions) (*env.Environment, error) {
+	cfg, err := f.Config()
+	if err != nil {
+		return nil, err
+	}
+	b, err := builder(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	return b.Prepare(ctx, cfg, opts)
+}
+
+// runInSandbox runs req in the environment of the project governing the
+// working directory, building what the cache lacks, and returns the
+// command's status as an *ExitError when it is not 0.
+func runInSandbox(ctx context.Context, f *Factory, req sandboxRequest) error {
+	e, err := prepare(ctx, f, req.Prepare)
 	if err != nil {
 		return err
+	}
+	args := req.Args
+	if len(args) == 0 {
+		args = e.ShellArgs()
+	} else if req.Script {
+		if scriptArgs, ok := e.ScriptArgs(args[0], args[1:]); ok {
+			args = scriptArgs
+		}
 	}
 	wd, err := os.Getwd()
 	if err != nil {
 		return err
 	}
-	inv := env.Invocation{Args: args, Cwd: wd, Root: asRoot}
+	inv := env.Invocation{Args: args, Cwd: wd, Root: req.Root}
 	if IsTerminal(f.IO.In) {
 		inv.Terminal = true
 		inv.TerminalOutput = IsTerminal(f.IO.OutFile)
@@ -55,7 +87,10 @@ func runInSandbox(ctx context.Context, f *Factory, args []string, asRoot bool) e
 			inv.Rows, inv.Cols = ws.Row, ws.Col
 		}
 	}
-	spec := env.SandboxSpec(project, store, img, env.CurrentUser(), inv)
+	spec, err := env.SandboxSpec(e, env.CurrentUser(), inv)
+	if err != nil {
+		return err
+	}
 	if f.IO.OutFile == nil || f.IO.ErrFile == nil {
 		return errors.New("the sandbox needs file-backed standard output and error")
 	}
@@ -67,18 +102,4 @@ func runInSandbox(ctx context.Context, f *Factory, args []string, asRoot bool) e
 		return &ExitError{Code: code}
 	}
 	return nil
-}
-
-// ensureImage returns the project's image from the store, pulling it when
-// the store does not hold it: after the first pull, nothing touches the
-// network.
-func ensureImage(ctx context.Context, f *Factory, store *image.Store, cfg *env.Config) (*image.Image, error) {
-	img, err := store.Lookup(cfg.Image.Ref)
-	if err == nil {
-		return img, nil
-	}
-	if !errors.Is(err, image.ErrNotPresent) {
-		return nil, err
-	}
-	return pull(ctx, f, store, cfg.Image.Ref, cfg.Image.Platform)
 }

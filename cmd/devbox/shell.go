@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/devboxhq/devbox/env"
 	"github.com/spf13/cobra"
 )
 
@@ -8,7 +9,8 @@ import (
 type ShellOptions struct {
 	F *Factory
 	// Root opens the shell as root inside the sandbox.
-	Root bool
+	Root   bool
+	Frozen bool
 }
 
 // NewCmdShell wires 'devbox shell'; runF replaces the work in tests.
@@ -17,9 +19,11 @@ func NewCmdShell(f *Factory, runF func(*ShellOptions) error) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "shell",
 		Short: "Open an interactive shell in the project's environment",
-		Long: `Open the image's shell (its Cmd, or /bin/sh) in the environment that
-devbox.toml describes, on a terminal of the sandbox's own. Exit the shell to
-leave; devbox exits with the shell's status.`,
+		Long: `Open a shell in the environment that devbox.toml describes, on a terminal of
+the sandbox's own: [shell] program, or bash where the image has it and sh
+otherwise, after running [shell] init. The first time, the image is pulled and
+the tools are installed; later shells open at once. Exit the shell to leave;
+devbox exits with the shell's status.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
@@ -29,9 +33,10 @@ leave; devbox exits with the shell's status.`,
 		},
 	}
 	cmd.Flags().BoolVar(&opts.Root, "root", false, "open the shell as root inside the sandbox (still you outside)")
+	cmd.Flags().BoolVar(&opts.Frozen, "frozen", false, "fail instead of changing devbox.lock")
 	return cmd
 }
 
 func shellRun(cmd *cobra.Command, opts *ShellOptions) error {
-	return runInSandbox(cmd.Context(), opts.F, nil, opts.Root)
+	return runInSandbox(cmd.Context(), opts.F, sandboxRequest{Root: opts.Root, Prepare: env.PrepareOptions{Frozen: opts.Frozen}})
 }

@@ -1,0 +1,67 @@
+// Package fsutil holds the few file-system primitives that packages image
+// and env share: an advisory lock, atomic replacement of a file, and one
+// sync for a whole directory tree.
+package fsutil
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// Lock takes an exclusive flock(2) on path, creating the file, and returns
+// the function that releases it. Locks die with their process, so a killed
+// devbox never leaves one behind.
+func Lock(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, &os.PathError{Op: "flock", Path: path, Err: err}
+	}
+	return func() { f.Close() }, nil
+}
+
+// WriteAtomic writes data to a temporary file beside path (named
+// ".tmp-NAME-RANDOM") and renames it into place, so that readers see the
+// old or the new content, never a mix.
+func WriteAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp := filepath.Join(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-"+RandomSuffix())
+	if err := os.WriteFile(tmp, data, perm); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+// SyncFS flushes the whole filesystem holding dir, once, instead of an
+// fsync per file: a rename that publishes dir afterwards comes after its
+// data.
+func SyncFS(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return &os.PathError{Op: "syncfs", Path: dir, Err: err}
+	}
+	return nil
+}
+
+// RandomSuffix is 12 random hex digits, for temporary names.
+func RandomSuffix() string {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	return hex.EncodeToString(b[:])
+}
