@@ -16,8 +16,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/devboxhq/devbox/image"
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	"github.com/devboxhq/devbox/image"
 	"github.com/mholt/archiver/v4"
 	"golang.org/x/sys/unix"
 )
@@ -246,4 +246,3 @@ func linkBins(layer string, a ArchiveConfig) error {
 	}
 	return nil
 }
-

@@ -8,8 +8,10 @@ import (
 	"github.com/mholt/archiver/v4"
 )
 
-// Decompress identifies the compression of r (gzip, zstd, xz, bzip2, or none) with
-// github.com/mholt/archiver/v4 (v4.0.0-alpha.8: archiver.Identify(filename, stream), then the format's OpenReader; gzip with Multithreaded: true i.e. pgzip) and returns the decompressed stream.
+// Decompress identifies the compression of r (gzip, zstd, xz, bzip2, or
+// none) with archiver.Identify and returns the decompressed stream, opened
+// with that format's OpenReader; gzip is decompressed by pgzip
+// (archiver.Gz{Multithreaded: true}).
 //
 // The compression is read from the stream's magic bytes alone, never from a
 // name. A stream that matches no compression (a plain tar, or an empty or

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
 )
@@ -84,8 +85,10 @@ func (l ApplyLimits) withDefaults() ApplyLimits {
 	return l
 }
 
-// ApplyTar reads an uncompressed tar stream to its end and writes it into dir, an existing empty
-// directory, in overlayfs format. It never writes outside dir. On error, dir holds partial content that the caller discards.
+// ApplyTar reads an uncompressed tar stream to its end and writes it into
+// dir, an existing empty directory, in overlayfs format. It never writes
+// outside dir. On error, dir holds partial content that the caller discards
+// (with RemoveAll, since modes in the layer may deny the owner access).
 //
 // Every name in the layer is untrusted. A leading "/" or "./" is stripped, so
 // "/etc/x" means "etc/x" inside dir; a name with a ".." component, an empty
@@ -420,6 +423,23 @@ func (a *applier) openParent(dirName string) (*os.File, error) {
 		return a.root, nil
 	}
 	p, err := pathrs.MkdirAllHandle(a.root, dirName, 0o755)
+	if errors.Is(err, unix.ENOTDIR) {
+		// A symlink in dirName names a directory that does not exist yet
+		// ("var/run" -> "/run" listed before "run/"), and MkdirAllHandle
+		// does not create through a dangling symlink. SecureJoin resolves
+		// the symlinks lexically, within dir, into a path without them;
+		// MkdirAllHandle then creates that path, again resolving every
+		// component inside the root, so the lexical step only chooses
+		// names and never opens or creates anything itself.
+		var joined, rel string
+		joined, err = securejoin.SecureJoin(a.root.Name(), dirName)
+		if err == nil {
+			rel, err = filepath.Rel(a.root.Name(), joined)
+		}
+		if err == nil {
+			p, err = pathrs.MkdirAllHandle(a.root, rel, 0o755)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("resolve parent directory %q inside the layer: %w", dirName, err)
 	}
@@ -593,6 +613,9 @@ func (a *applier) applyHardlink(pfd int, base string, hdr *tar.Header) error {
 	tparent := a.root
 	if tdir != "" {
 		tparent, err = pathrs.OpenatInRoot(a.root, tdir)
+		if errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("hardlink target %q is not in this layer: %w", hdr.Linkname, fs.ErrNotExist)
+		}
 		if err != nil {
 			return fmt.Errorf("hardlink target %q: %w", hdr.Linkname, err)
 		}
@@ -668,10 +691,10 @@ func (a *applier) applyWhiteout(pfd int, base string) error {
 	if !errors.Is(err, unix.ENOENT) {
 		return &os.PathError{Op: "fstatat", Path: orig, Err: err}
 	}
-	// A 0:0 character device is overlayfs's whiteout. mknodat never
-	// follows a symlink in its final component, and creating 0:0 needs no
-	// privilege since Linux 5.8.
-	if err := unix.Mknodat(pfd, orig, unix.S_IFCHR|0, 0); err != nil {
+	// A 0:0 character device (no permission bits) is overlayfs's whiteout.
+	// mknodat never follows a symlink in its final component, and creating
+	// 0:0 needs no privilege since Linux 5.8.
+	if err := unix.Mknodat(pfd, orig, unix.S_IFCHR, 0); err != nil {
 		return &os.PathError{Op: "mknodat whiteout", Path: orig, Err: err}
 	}
 	return nil
@@ -830,8 +853,10 @@ func applyGone(err error) bool {
 	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP)
 }
 
-// RemoveAll removes a directory tree written by ApplyTar even where modes deny the owner write/search permission (make dirs u+rwx first); it never follows symlinks.
-// A missing dir is not an error.
+// RemoveAll removes a directory tree written by ApplyTar, even where modes
+// deny the owner write or search permission (each such directory is made
+// u+rwx first). It never follows symlinks: a symlink in the tree is removed,
+// never what it points at. A missing dir is not an error.
 func RemoveAll(dir string) error {
 	clean := filepath.Clean(dir)
 	parentDir, base := filepath.Split(clean)
