@@ -56,9 +56,14 @@ $XDG_DATA_HOME/devbox (default ~/.local/share/devbox).`,
 	cmd.SetOut(f.IO.Out)
 	cmd.SetErr(f.IO.ErrOut)
 	cmd.AddCommand(
+		NewCmdInit(f, nil),
 		NewCmdRun(f, nil),
 		NewCmdShell(f, nil),
 		NewCmdPull(f, nil),
+		NewCmdStatus(f, nil),
+		NewCmdRebuild(f),
+		NewCmdUpdate(f),
+		NewCmdReset(f, nil),
 		NewCmdVersion(f),
 	)
 	return cmd

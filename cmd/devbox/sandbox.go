@@ -91,6 +91,11 @@ func runInSandbox(ctx context.Context, f *Factory, req sandboxRequest) error {
 	if err != nil {
 		return err
 	}
+	release, err := e.Project.InUse()
+	if err != nil {
+		return err
+	}
+	defer release()
 	if f.IO.OutFile == nil || f.IO.ErrFile == nil {
 		return errors.New("the sandbox needs file-backed standard output and error")
 	}

@@ -5,6 +5,7 @@ package fsutil
 
 import (
 	"crypto/rand"
+	"errors"
 	"encoding/hex"
 	"os"
 	"path/filepath"
@@ -16,15 +17,7 @@ import (
 // the function that releases it. Locks die with their process, so a killed
 // devbox never leaves one behind.
 func Lock(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, &os.PathError{Op: "flock", Path: path, Err: err}
-	}
-	return func() { f.Close() }, nil
+	return flock(path, unix.LOCK_EX)
 }
 
 // WriteAtomic writes data to a temporary file beside path (named
@@ -64,4 +57,35 @@ func RandomSuffix() string {
 		panic(err) // crypto/rand never fails on Linux
 	}
 	return hex.EncodeToString(b[:])
+}
+
+// ErrLocked is returned by TryLock when another process holds the lock.
+var ErrLocked = errors.New("locked by another process")
+
+// LockShared takes a shared flock(2) on path, creating the file: any
+// number of holders, none while someone holds it exclusively.
+func LockShared(path string) (func(), error) {
+	return flock(path, unix.LOCK_SH)
+}
+
+// TryLock takes an exclusive flock(2) on path without waiting, or returns
+// ErrLocked.
+func TryLock(path string) (func(), error) {
+	release, err := flock(path, unix.LOCK_EX|unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return nil, ErrLocked
+	}
+	return release, err
+}
+
+func flock(path string, how int) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		return nil, &os.PathError{Op: "flock", Path: path, Err: err}
+	}
+	return func() { f.Close() }, nil
 }

@@ -1,0 +1,169 @@
+package env
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/devboxhq/devbox/image"
+	"github.com/devboxhq/devbox/internal/fsutil"
+)
+
+// Status describes a project's environment as it is on disk, without
+// pulling or building anything.
+type Status struct {
+	Project    string        `json:"project"`
+	Config     string        `json:"config"`
+	Lock       string        `json:"lock"` // "pinned", "missing"
+	Image      ImageStatus   `json:"image"`
+	Steps      []StepStatus  `json:"steps"`
+	Writable   LayerStatus   `json:"writableLayer"`
+	RootFS     string        `json:"rootfs"`
+	Network    string        `json:"network"`
+	Userns     string        `json:"userns"`
+	StateDir   string        `json:"stateDir"`
+	LayerCount int           `json:"layerCount"`
+	Scripts    []string      `json:"scripts,omitempty"`
+	Took       time.Duration `json:"-"`
+}
+
+// ImageStatus is the image part of a Status.
+type ImageStatus struct {
+	Ref      string `json:"ref"`
+	Digest   string `json:"digest,omitempty"`
+	Platform string `json:"platform"`
+	Present  bool   `json:"present"`
+	Layers   int    `json:"layers"`
+	Size     int64  `json:"size"` // bytes on disk, unpacked
+}
+
+// StepStatus is one build step in a Status.
+type StepStatus struct {
+	Name  string    `json:"name"`
+	Key   string    `json:"key"`
+	Built bool      `json:"built"`
+	When  time.Time `json:"builtAt,omitzero"`
+	Size  int64     `json:"size"`
+}
+
+// LayerStatus is a directory's size and modification time.
+type LayerStatus struct {
+	Path string `json:"path"`
+	Size int64  `json:"size"`
+}
+
+// RootFSMode says how sandboxes mount their root filesystem.
+const RootFSMode = "overlayfs (kernel, in the user namespace, userxattr)"
+
+// Inspect reports the state of cfg's environment from the store and the
+// lock alone: no network, no building.
+func Inspect(cfg *Config, dirs Dirs, store *image.Store) (*Status, error) {
+	start := time.Now()
+	lock, err := ReadLock(filepath.Join(cfg.Dir(), LockFileName))
+	if err != nil {
+		return nil, err
+	}
+	project, err := OpenProject(dirs, cfg.Dir())
+	if err != nil {
+		return nil, err
+	}
+	st := &Status{
+		Project: cfg.Dir(), Config: cfg.Path, Lock: "missing", StateDir: project.StateDir,
+		RootFS: RootFSMode, Network: orDefault(cfg.Network.Mode, "host"), Userns: orDefault(cfg.Sandbox.Userns, "single"),
+		Image:    ImageStatus{Ref: cfg.Image.Ref, Platform: hostPlatform(cfg)},
+		Writable: LayerStatus{Path: project.UpperDir(), Size: dirSize(project.UpperDir())},
+	}
+	for name := range cfg.Scripts {
+		st.Scripts = append(st.Scripts, name)
+	}
+	if lock != nil {
+		st.Lock = "pinned"
+	}
+	ref := cfg.Image.Ref
+	if d := lock.imageDigest(cfg.Image.Ref, st.Image.Platform); d != "" {
+		if r, err := image.ParseReference(ref); err == nil {
+			ref = r.Context().Digest(d).String()
+		}
+	}
+	img, err := store.Lookup(ref)
+	if errors.Is(err, image.ErrNotPresent) {
+		st.Took = time.Since(start)
+		return st, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	st.Image.Present, st.Image.Digest, st.Image.Layers = true, img.Digest.String(), len(img.Layers)
+	for _, d := range store.LayerDirs(img) {
+		st.Image.Size += dirSize(d)
+	}
+	shas := make([]string, len(cfg.Tools.Archive))
+	for i, a := range cfg.Tools.Archive {
+		shas[i] = a.SHA256
+		if shas[i] == "" {
+			shas[i] = lock.archiveSHA256(a.StepName(), a.URL)
+		}
+	}
+	for _, s := range planSteps(cfg, img, shas) {
+		ss := StepStatus{Name: s.Name, Key: s.Key}
+		if fi, err := os.Stat(StepDir(dirs, s.Key)); err == nil {
+			ss.Built, ss.When, ss.Size = true, fi.ModTime(), dirSize(StepDir(dirs, s.Key))
+		}
+		st.Steps = append(st.Steps, ss)
+	}
+	st.LayerCount = st.Image.Layers + len(st.Steps)
+	st.Took = time.Since(start)
+	return st, nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// dirSize is the bytes of the regular files under dir (0 if it is missing).
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// Reset discards the project's writable layer (and its home, with home),
+// so that the next sandbox starts from the image and the steps alone.
+func (p *Project) Reset(home bool) error {
+	release, err := fsutil.TryLock(filepath.Join(p.StateDir, "lock"))
+	if errors.Is(err, fsutil.ErrLocked) {
+		return ErrInUse
+	}
+	if err != nil {
+		return err
+	}
+	defer release()
+	dirs := []string{p.UpperDir(), p.WorkDir()}
+	if home {
+		dirs = append(dirs, p.HomeDir())
+	}
+	for _, d := range dirs {
+		if err := image.RemoveAll(d); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+	}
+	return nil
+}
