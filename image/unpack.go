@@ -179,10 +179,8 @@ func ApplyTar(dir string, r io.Reader, lim ApplyLimits) (ApplyStats, error) {
 		buf:    make([]byte, applyBufSize),
 		dirs:   make(map[string]applyDirMeta),
 	}
-	if err := a.applyStream(r); err != nil {
-		return a.stats, err
-	}
-	return a.stats, nil
+	err = a.applyStream(r)
+	return a.stats, err
 }
 
 // applier holds the state of one ApplyTar call.

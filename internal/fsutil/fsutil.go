@@ -5,8 +5,8 @@ package fsutil
 
 import (
 	"crypto/rand"
-	"errors"
 	"encoding/hex"
+	"errors"
 	"os"
 	"path/filepath"
 
