@@ -268,7 +268,7 @@ func (b *Builder) buildInSandbox(ctx context.Context, e *Environment, st Step, t
 		return err
 	}
 	defer null.Close()
-	code, err := rootless.Run(ctx, spec, rootless.IO{In: null, Out: out, Err: out})
+	code, err := rootless.Run(ctx, spec, rootless.IO{In: null, Out: out, Err: out}, nil)
 	out.Close()
 	<-done
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/devboxhq/devbox/mounts"
 	"github.com/devboxhq/devbox/rootless"
+	"github.com/devboxhq/devbox/rootless/network"
 )
 
 // User is who runs devbox; inside the sandbox they are themself.
@@ -145,8 +146,23 @@ func networkMode(cfg *Config) (rootless.Network, error) {
 		return rootless.NetworkHost, nil
 	case "none":
 		return rootless.NetworkNone, nil
+	case "isolated":
+		return rootless.NetworkIsolated, nil
 	}
-	return "", fmt.Errorf(`network mode %q is not available in this devbox yet: use "host" or "none"`, cfg.Network.Mode)
+	return "", fmt.Errorf("unknown network mode %q", cfg.Network.Mode)
+}
+
+// Ports are the forwarded ports of [network] ports.
+func (e *Environment) Ports() ([]network.Port, error) {
+	var ports []network.Port
+	for _, s := range e.Config.Network.Ports {
+		p, err := ParsePort(s)
+		if err != nil {
+			return nil, err
+		}
+		ports = append(ports, network.Port{Proto: "tcp", HostIP: p.HostIP, HostPort: p.HostPort, ChildPort: p.ChildPort})
+	}
+	return ports, nil
 }
 
 // configMounts turns [[mounts]] into bind mounts; "~/" in a source is the

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -18,30 +19,46 @@ type User struct {
 	Shell string `json:"shell,omitempty"`
 }
 
-// writeIdentity makes the command's uid and gid known by name inside: the
-// image's /etc/passwd and /etc/group plus an entry for the user, bound
-// read-only over the image's files from a private tmpfs, so that the
-// image's own files (and the project's writable layer) stay untouched.
-// It runs after pivot_root: every path here is inside the sandbox.
-func writeIdentity(u User, uid, gid uint32) error {
-	passwd := mergeEntry(readFile("/etc/passwd"), u.Name, strconv.Itoa(int(uid)),
-		fmt.Sprintf("%s:x:%d:%d:%s:%s:%s", u.Name, uid, gid, u.Name, u.Home, u.Shell))
-	group := mergeEntry(readFile("/etc/group"), u.Name, strconv.Itoa(int(gid)),
-		fmt.Sprintf("%s:x:%d:", u.Name, gid))
-	const staging = "/dev/.devbox-identity"
+// etcFiles are the files pid 1 writes into the sandbox's /etc: the image's
+// /etc/passwd and /etc/group plus an entry for the user (so that the
+// command's uid and gid have names), and for a sandbox with its own
+// network, /etc/hosts and /etc/resolv.conf. It runs after pivot_root:
+// every path here is inside the sandbox.
+func etcFiles(spec *Spec) map[string][]byte {
+	files := map[string][]byte{}
+	if u := spec.User; u.Name != "" {
+		uid, gid := spec.Process.UID, spec.Process.GID
+		files["passwd"] = mergeEntry(readFile("/etc/passwd"), u.Name, strconv.Itoa(int(uid)),
+			fmt.Sprintf("%s:x:%d:%d:%s:%s:%s", u.Name, uid, gid, u.Name, u.Home, u.Shell))
+		files["group"] = mergeEntry(readFile("/etc/group"), u.Name, strconv.Itoa(int(gid)),
+			fmt.Sprintf("%s:x:%d:", u.Name, gid))
+	}
+	if spec.Network != NetworkHost {
+		files["hosts"] = []byte("127.0.0.1\tlocalhost " + spec.hostname() + "\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+		if spec.DNS != "" {
+			files["resolv.conf"] = []byte("nameserver " + spec.DNS + "\n")
+		}
+	}
+	return files
+}
+
+// writeEtcFiles binds each file read-only over /etc/NAME from a private
+// tmpfs, so that neither the image nor the project's writable layer
+// changes.
+func writeEtcFiles(files map[string][]byte) error {
+	if len(files) == 0 {
+		return nil
+	}
+	const staging = "/dev/.devbox-etc"
 	if err := os.Mkdir(staging, 0o755); err != nil {
 		return err
 	}
 	if err := unix.Mount("tmpfs", staging, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=1m,mode=755"); err != nil {
 		return &os.SyscallError{Syscall: "mount tmpfs " + staging, Err: err}
 	}
-	for _, f := range []struct {
-		name string
-		data []byte
-	}{{"passwd", passwd}, {"group", group}} {
-		src := staging + "/" + f.name
-		dst := "/etc/" + f.name
-		if err := os.WriteFile(src, f.data, 0o644); err != nil {
+	for name, data := range files {
+		src, dst := staging+"/"+name, "/etc/"+name
+		if err := os.WriteFile(src, data, 0o644); err != nil {
 			return err
 		}
 		if err := ensureFile(dst); err != nil {
@@ -88,8 +105,12 @@ func readFile(path string) []byte {
 }
 
 // ensureFile creates path if it does not exist, so that it can be a bind
-// mount target.
+// mount target. After pivot_root a symlink here can only lead inside the
+// sandbox.
 func ensureFile(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY, 0o644)
 	if err != nil {
 		return err

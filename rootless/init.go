@@ -91,22 +91,16 @@ func setup(spec *Spec) error {
 	if err := unix.Chdir(spec.Process.Cwd); err != nil {
 		return &os.PathError{Op: "chdir", Path: spec.Process.Cwd, Err: err}
 	}
-	hostname := spec.Hostname
-	if hostname == "" {
-		hostname = "devbox"
-	}
-	if err := unix.Sethostname([]byte(hostname)); err != nil {
+	if err := unix.Sethostname([]byte(spec.hostname())); err != nil {
 		return &os.SyscallError{Syscall: "sethostname", Err: err}
 	}
-	if spec.Network == NetworkNone {
-		if err := loopbackUp(); err != nil {
+	if spec.Network != NetworkHost {
+		if err := configureOwnNetwork(); err != nil {
 			return err
 		}
 	}
-	if spec.User.Name != "" {
-		if err := writeIdentity(spec.User, spec.Process.UID, spec.Process.GID); err != nil {
-			return fmt.Errorf("write /etc/passwd and /etc/group: %w", err)
-		}
+	if err := writeEtcFiles(etcFiles(spec)); err != nil {
+		return fmt.Errorf("write /etc files: %w", err)
 	}
 	// no_new_privs: nothing the command executes can gain privileges
 	// through setuid bits or file capabilities. Set last, on this locked
@@ -146,6 +140,20 @@ func pivotRoot(root string) error {
 	}
 	if err := unix.Chdir("/"); err != nil {
 		return &os.PathError{Op: "chdir", Path: "/", Err: err}
+	}
+	return nil
+}
+
+// configureOwnNetwork sets up the sandbox's own network namespace from
+// inside: loopback up, and every port bindable by the user (the namespace
+// is the sandbox's alone, so a server inside may listen on port 80 as in a
+// container).
+func configureOwnNetwork() error {
+	if err := loopbackUp(); err != nil {
+		return err
+	}
+	if err := os.WriteFile("/proc/sys/net/ipv4/ip_unprivileged_port_start", []byte("0"), 0); err != nil {
+		return fmt.Errorf("allow unprivileged ports: %w", err)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/devboxhq/devbox/rootless/network"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,9 +29,20 @@ var forwarded = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT
 // Run starts the sandbox that spec describes, waits for its command and
 // returns the command's exit status (128+n when signal n killed it). An
 // error means the sandbox could not be set up; the command did not run.
-func Run(ctx context.Context, spec *Spec, stdio IO) (int, error) {
+// net connects a sandbox with its own network namespace (nil for the host's
+// network); it runs before the sandbox's pid 1 receives its spec, so the
+// network is up before anything inside starts.
+func Run(ctx context.Context, spec *Spec, stdio IO, net network.ParentDriver) (int, error) {
 	if err := spec.check(); err != nil {
 		return 0, err
+	}
+	if (spec.Network == NetworkHost) != (net == nil) {
+		return 0, fmt.Errorf("network mode %q and the network driver do not go together", spec.Network)
+	}
+	if net != nil {
+		withDNS := *spec
+		withDNS.DNS = net.DNS()
+		spec = &withDNS
 	}
 	specR, specW, err := os.Pipe()
 	if err != nil {
@@ -68,6 +80,15 @@ func Run(ctx context.Context, spec *Spec, stdio IO) (int, error) {
 	syncW.Close()
 	if term != nil {
 		term.childSock.Close()
+	}
+	if net != nil {
+		cleanup, err := net.ConfigureNetwork(cmd.Process.Pid)
+		if err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			return 0, fmt.Errorf("network: %w", err)
+		}
+		defer cleanup()
 	}
 	err = json.NewEncoder(specW).Encode(spec)
 	specW.Close()
@@ -116,7 +137,7 @@ func Run(ctx context.Context, spec *Spec, stdio IO) (int, error) {
 // capabilities to mount, and nothing else of the host is mapped.
 func sysProcAttr(spec *Spec) *syscall.SysProcAttr {
 	flags := uintptr(unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
-	if spec.Network == NetworkNone {
+	if spec.Network != NetworkHost {
 		flags |= unix.CLONE_NEWNET
 	}
 	return &syscall.SysProcAttr{

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,9 @@ import (
 	"time"
 
 	"github.com/devboxhq/devbox/mounts"
+	"github.com/devboxhq/devbox/rootless/network"
+	"github.com/devboxhq/devbox/rootless/network/none"
+	"github.com/devboxhq/devbox/rootless/network/slirp4netns"
 )
 
 // The sandbox's pid 1 is the test binary itself, re-executed by Run.
@@ -43,7 +48,7 @@ func busyboxLayer(t *testing.T) string {
 	if err := os.WriteFile(filepath.Join(dir, "bin", "busybox"), data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, applet := range []string{"sh", "ls", "cat", "echo", "sleep", "id", "touch", "test", "kill", "readlink", "true", "false", "chown"} {
+	for _, applet := range []string{"sh", "ls", "cat", "echo", "sleep", "id", "touch", "test", "kill", "readlink", "true", "false", "chown", "nc"} {
 		if err := os.Symlink("busybox", filepath.Join(dir, "bin", applet)); err != nil {
 			t.Fatal(err)
 		}
@@ -75,6 +80,15 @@ func sandbox(t *testing.T, layers []string, args ...string) *Spec {
 	}
 }
 
+// driverFor is the network driver of spec's mode, for the modes a test can
+// use everywhere.
+func driverFor(spec *Spec) network.ParentDriver {
+	if spec.Network == NetworkNone {
+		return none.NewParentDriver()
+	}
+	return nil
+}
+
 // run runs spec with the output captured, bounded by a minute so that a
 // sandbox that never ends fails the test instead of hanging it.
 func run(t *testing.T, spec *Spec) (int, string, string) {
@@ -86,7 +100,7 @@ func run(t *testing.T, spec *Spec) (int, string, string) {
 	defer stdin.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	code, err := Run(ctx, spec, IO{In: stdin, Out: stdout, Err: stderr})
+	code, err := Run(ctx, spec, IO{In: stdin, Out: stdout, Err: stderr}, driverFor(spec))
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -167,16 +181,119 @@ func TestRunKillsLeftovers(t *testing.T) {
 
 func TestRunNetworkNone(t *testing.T) {
 	layer := busyboxLayer(t)
-	spec := sandbox(t, []string{layer}, "cat", "/proc/net/dev")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	// The host's loopback listener must be out of reach: inside, 127.0.0.1
+	// is the sandbox's own loopback, where nothing listens.
+	probe := fmt.Sprintf("if echo | nc -w 1 127.0.0.1 %d; then echo REACHED; fi; cat /proc/net/dev", ln.Addr().(*net.TCPAddr).Port)
+	spec := sandbox(t, []string{layer}, "sh", "-c", probe)
 	spec.Network = NetworkNone
 	code, out, stderr := run(t, spec)
 	if code != 0 {
 		t.Fatalf("status %d: %s", code, stderr)
 	}
-	for _, line := range strings.Split(out, "\n")[2:] {
+	if strings.Contains(out, "REACHED") {
+		t.Errorf("a sandbox without network reached the host's loopback")
+	}
+	for _, line := range strings.Split(out[strings.Index(out, "Inter-"):], "\n")[2:] {
 		if name, _, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && name != "lo" {
 			t.Errorf("network namespace has interface %q besides lo", name)
 		}
+	}
+}
+
+// requireNetworkTests skips a test of isolated networking where it cannot
+// run (no slirp4netns, or a /dev/net/tun this user cannot open), unless
+// DEVBOX_TEST_REQUIRE_NETWORK=1 says it must: CI sets it.
+func requireNetworkTests(t *testing.T) {
+	t.Helper()
+	_, err := exec.LookPath("slirp4netns")
+	if err == nil {
+		var f *os.File
+		if f, err = os.OpenFile("/dev/net/tun", os.O_RDWR, 0); err == nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		if os.Getenv("DEVBOX_TEST_REQUIRE_NETWORK") == "1" {
+			t.Fatalf("isolated networking cannot run here: %v", err)
+		}
+		t.Skipf("isolated networking cannot run here (%v); DEVBOX_TEST_REQUIRE_NETWORK=1 makes this fail", err)
+	}
+}
+
+// TestRunNetworkIsolated: a server inside answers on a forwarded host
+// port, and the sandbox cannot reach the host's loopback.
+func TestRunNetworkIsolated(t *testing.T) {
+	requireNetworkTests(t)
+	layer := busyboxLayer(t)
+	hostLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hostLn.Close()
+	go func() {
+		for {
+			c, err := hostLn.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("host-loopback\n"))
+			c.Close()
+		}
+	}()
+	hostPort := hostLn.Addr().(*net.TCPAddr).Port
+	fwd, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwdPort := fwd.Addr().(*net.TCPAddr).Port
+	fwd.Close()
+	script := fmt.Sprintf("if echo | nc -w 2 10.0.2.2 %d | grep -q host-loopback; then echo REACHED; fi; echo inside-reply | nc -l -p 80", hostPort)
+	spec := sandbox(t, []string{layer}, "sh", "-c", script)
+	spec.Network = NetworkIsolated
+	driver, err := slirp4netns.NewParentDriver(slirp4netns.Opt{StateDir: t.TempDir(),
+		Ports: []network.Port{{Proto: "tcp", HostIP: "127.0.0.1", HostPort: fwdPort, ChildPort: 80}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer := make(chan string, 1)
+	go func() {
+		// The server inside starts after the loopback probe: retry until
+		// it answers, within the test's deadline.
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", fwdPort), time.Second)
+			if err == nil {
+				b, _ := io.ReadAll(c)
+				c.Close()
+				if len(b) > 0 {
+					answer <- string(b)
+					return
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		answer <- ""
+	}()
+	dir := t.TempDir()
+	out, _ := os.Create(filepath.Join(dir, "out"))
+	null, _ := os.Open(os.DevNull)
+	defer null.Close()
+	code, err := Run(context.Background(), spec, IO{In: null, Out: out, Err: out}, driver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Close()
+	output, _ := os.ReadFile(out.Name())
+	if got := <-answer; !strings.Contains(got, "inside-reply") {
+		t.Errorf("the forwarded port answered %q, want inside-reply (status %d, output %q)", got, code, output)
+	}
+	if strings.Contains(string(output), "REACHED") {
+		t.Errorf("the sandbox reached the host's loopback through the gateway")
 	}
 }
 
@@ -196,7 +313,7 @@ func TestHostileImageSymlinks(t *testing.T) {
 			spec.Mounts = append(spec.Mounts, mounts.Mount{Type: mounts.Bind, Source: "/etc/resolv.conf", Target: "/etc/resolv.conf", ReadOnly: true, Optional: true})
 			stdin, _ := os.Open(os.DevNull)
 			defer stdin.Close()
-			_, err := Run(context.Background(), spec, IO{In: stdin, Out: stdin, Err: stdin})
+			_, err := Run(context.Background(), spec, IO{In: stdin, Out: stdin, Err: stdin}, nil)
 			var se *SetupError
 			if err != nil && !errors.As(err, &se) {
 				t.Fatalf("Run: %v, want success or a SetupError", err)

@@ -25,6 +25,9 @@ type Spec struct {
 	Hostname string `json:"hostname,omitempty"`
 	// Network is the network mode.
 	Network Network `json:"network"`
+	// DNS is the name server of a sandbox with its own network; Run sets
+	// it from the network driver.
+	DNS string `json:"dns,omitempty"`
 	// User names the command's uid and gid in the sandbox's /etc/passwd
 	// and /etc/group; empty Name leaves the image's files alone.
 	User User `json:"user"`
@@ -69,7 +72,19 @@ const (
 	// NetworkNone gives the sandbox its own network namespace with only
 	// loopback up: nothing outside is reachable.
 	NetworkNone Network = "none"
+	// NetworkIsolated gives the sandbox its own network namespace,
+	// connected to the outside by a network driver (slirp4netns), with
+	// forwarded ports.
+	NetworkIsolated Network = "isolated"
 )
+
+// hostname is the sandbox's host name.
+func (s *Spec) hostname() string {
+	if s.Hostname == "" {
+		return "devbox"
+	}
+	return s.Hostname
+}
 
 // check is the preflight: it rejects a Spec that cannot work before any
 // namespace is created.
@@ -94,7 +109,7 @@ func (s *Spec) check() error {
 		return fmt.Errorf("identity %d:%d is neither root nor the user (%d:%d): single-uid mode maps only those", s.Process.UID, s.Process.GID, uid, gid)
 	}
 	switch s.Network {
-	case NetworkHost, NetworkNone:
+	case NetworkHost, NetworkNone, NetworkIsolated:
 	default:
 		return fmt.Errorf("unknown network mode %q", s.Network)
 	}

@@ -9,6 +9,9 @@ import (
 	"github.com/devboxhq/devbox/env"
 	"github.com/devboxhq/devbox/image"
 	"github.com/devboxhq/devbox/rootless"
+	"github.com/devboxhq/devbox/rootless/network"
+	"github.com/devboxhq/devbox/rootless/network/none"
+	"github.com/devboxhq/devbox/rootless/network/slirp4netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -59,6 +62,21 @@ func prepare(ctx context.Context, f *Factory, opts env.PrepareOptions) (*env.Env
 	return b.Prepare(ctx, cfg, opts)
 }
 
+// networkDriver is the one place that maps a network mode to its driver.
+func networkDriver(e *env.Environment, mode rootless.Network) (network.ParentDriver, error) {
+	switch mode {
+	case rootless.NetworkNone:
+		return none.NewParentDriver(), nil
+	case rootless.NetworkIsolated:
+		ports, err := e.Ports()
+		if err != nil {
+			return nil, err
+		}
+		return slirp4netns.NewParentDriver(slirp4netns.Opt{Ports: ports, StateDir: e.Project.StateDir})
+	}
+	return nil, nil
+}
+
 // runInSandbox runs req in the environment of the project governing the
 // working directory, building what the cache lacks, and returns the
 // command's status as an *ExitError when it is not 0.
@@ -99,7 +117,11 @@ func runInSandbox(ctx context.Context, f *Factory, req sandboxRequest) error {
 	if f.IO.OutFile == nil || f.IO.ErrFile == nil {
 		return errors.New("the sandbox needs file-backed standard output and error")
 	}
-	code, err := rootless.Run(ctx, spec, rootless.IO{In: stdinFile(f.IO), Out: f.IO.OutFile, Err: f.IO.ErrFile})
+	driver, err := networkDriver(e, spec.Network)
+	if err != nil {
+		return err
+	}
+	code, err := rootless.Run(ctx, spec, rootless.IO{In: stdinFile(f.IO), Out: f.IO.OutFile, Err: f.IO.ErrFile}, driver)
 	if err != nil {
 		return fmt.Errorf("run %s: %w", args[0], err)
 	}
