@@ -22,14 +22,18 @@ const (
 	fdPty  = 5 // a socket to send the terminal's master side over
 )
 
-// IsInit reports whether this process is a sandbox's pid 1, re-executed by
-// Run. main checks it first and calls Init instead of the CLI.
-func IsInit() bool { return os.Getenv(initEnv) == "1" }
+// IsInit reports whether this process is a sandbox's pid 1 (or a probe of
+// 'devbox doctor'), re-executed by Run. main checks it first and calls
+// Init instead of the CLI.
+func IsInit() bool { return os.Getenv(initEnv) != "" }
 
 // Init is the sandbox's pid 1. It sets the sandbox up, runs the command,
 // reaps every process, and returns the command's exit status for main to
 // exit with.
 func Init() int {
+	if kind := os.Getenv(initEnv); kind != "1" {
+		return runProbe(kind)
+	}
 	os.Unsetenv(initEnv)
 	// The set-up below changes per-thread state (no_new_privs) that the
 	// command must inherit: keep it all on one thread.

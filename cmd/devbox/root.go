@@ -64,6 +64,7 @@ $XDG_DATA_HOME/devbox (default ~/.local/share/devbox).`,
 		NewCmdRebuild(f),
 		NewCmdUpdate(f),
 		NewCmdReset(f, nil),
+		NewCmdDoctor(f, nil),
 		NewCmdVersion(f),
 	)
 	return cmd

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/devboxhq/devbox/image"
+	"github.com/devboxhq/devbox/rootless"
+	"github.com/spf13/cobra"
+)
+
+// DoctorOptions are the arguments of 'devbox doctor'.
+type DoctorOptions struct {
+	F    *Factory
+	JSON bool
+}
+
+// NewCmdDoctor wires 'devbox doctor'; runF replaces the work in tests.
+func NewCmdDoctor(f *Factory, runF func(*DoctorOptions) error) *cobra.Command {
+	opts := &DoctorOptions{F: f}
+	cmd := &cobra.Command{
+		Use:   "doctor",
+		Short: "Check that this machine can run devbox, and say how to fix what cannot",
+		Long: `Check what devbox needs from the machine, each on one line with the fix when
+it fails: user namespaces (and Ubuntu's AppArmor restriction of them),
+overlayfs inside a user namespace, user extended attributes on the store's
+filesystem; and the optional features: subordinate ids and newuidmap for
+userns = "subuid", slirp4netns and a usable /dev/net/tun for network mode
+"isolated".
+
+Exits 0 when the default mode works, 1 otherwise; optional features that are
+missing are warnings.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runF != nil {
+				return runF(opts)
+			}
+			return doctorRun(opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the checks as JSON")
+	return cmd
+}
+
+func doctorRun(opts *DoctorOptions) error {
+	dirs, err := opts.F.Dirs()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dirs.Data, 0o700); err != nil {
+		return err
+	}
+	scratch, err := os.MkdirTemp(dirs.Data, ".tmp-doctor-")
+	if err != nil {
+		return err
+	}
+	defer image.RemoveAll(scratch)
+	checks := rootless.Doctor(scratch)
+	failed := 0
+	for _, c := range checks {
+		if c.Required && !c.OK {
+			failed++
+		}
+	}
+	out := opts.F.IO.Out
+	if opts.JSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(checks); err != nil {
+			return err
+		}
+	} else {
+		for _, c := range checks {
+			mark := "ok  "
+			switch {
+			case !c.OK && c.Required:
+				mark = "FAIL"
+			case !c.OK:
+				mark = "warn"
+			}
+			fmt.Fprintf(out, "%s  %s: %s\n", mark, c.Name, c.Detail)
+			if !c.OK && c.Fix != "" {
+				fmt.Fprintf(out, "      fix: %s\n", c.Fix)
+			}
+		}
+	}
+	if failed > 0 {
+		return errors.New("this machine cannot run devbox sandboxes yet: apply the fixes above")
+	}
+	return nil
+}
