@@ -61,6 +61,12 @@ func OpenProject(dirs Dirs, dir string) (*Project, error) {
 			return nil, fmt.Errorf("project state: %w", err)
 		}
 	}
+	// The upper layer's own mode is the mode of the sandbox's "/", which
+	// every user inside must be able to search; StateDir keeps other host
+	// users out.
+	if err := os.Chmod(p.UpperDir(), 0o755); err != nil {
+		return nil, fmt.Errorf("project state: %w", err)
+	}
 	pathFile := filepath.Join(p.StateDir, "path")
 	if b, err := os.ReadFile(pathFile); err != nil || string(b) != dir+"\n" {
 		if err := os.WriteFile(pathFile, []byte(dir+"\n"), 0o600); err != nil {

@@ -118,11 +118,16 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (*rootless.Spec, error)
 	if rel, err := filepath.Rel(e.Project.Dir, inv.Cwd); err == nil && !strings.HasPrefix(rel, "..") {
 		cwd = filepath.Join(workTree, rel)
 	}
+	userns := rootless.UsernsSingle
+	if cfg.Sandbox.Userns == "subuid" {
+		userns = rootless.UsernsSubuid
+	}
 	return &rootless.Spec{
 		RootDir:  e.Project.RootDir(),
 		Mounts:   mounts.Plan(view),
 		Hostname: "devbox",
 		Network:  network,
+		Userns:   userns,
 		User:     rootless.User{Name: u.Name, Home: u.Home, Shell: "/bin/sh"},
 		Process: rootless.Process{
 			Args:           inv.Args,
@@ -130,7 +135,7 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (*rootless.Spec, error)
 			Cwd:            cwd,
 			UID:            u.UID,
 			GID:            u.GID,
-			RootEmulation:  inv.Root,
+			RootEmulation:  inv.Root && userns == rootless.UsernsSingle,
 			Terminal:       inv.Terminal,
 			TerminalOutput: inv.TerminalOutput,
 			Rows:           inv.Rows,

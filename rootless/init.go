@@ -31,7 +31,11 @@ func IsInit() bool { return os.Getenv(initEnv) != "" }
 // reaps every process, and returns the command's exit status for main to
 // exit with.
 func Init() int {
-	if kind := os.Getenv(initEnv); kind != "1" {
+	switch kind := os.Getenv(initEnv); kind {
+	case "1":
+	case stageAwaitIDMap:
+		return awaitIDMap()
+	default:
 		return runProbe(kind)
 	}
 	os.Unsetenv(initEnv)
@@ -198,8 +202,9 @@ func closeExecFrom(from int) error {
 
 // startCommand starts the command as the child of pid 1. A user whose id
 // is not 0 gets a nested user namespace that maps their own id to pid 1's
-// root: the command runs with the user's uid and no capabilities at all,
-// while pid 1 keeps its own. It returns pid 0 and the shell's status when
+// root (and in a subuid sandbox, every other id to one of pid 1's): the
+// command runs with the user's uid and no capabilities at all, while pid 1
+// keeps its own. It returns pid 0 and the shell's status when
 // the command cannot be executed, with an error saying why.
 func startCommand(spec *Spec, stdio []*os.File) (int, int, error) {
 	p := spec.Process
@@ -213,7 +218,15 @@ func startCommand(spec *Spec, stdio []*os.File) (int, int, error) {
 		// the sandbox's pty, so job control works inside.
 		attr.Setsid, attr.Setctty, attr.Ctty = true, true, 0
 	}
-	if p.UID != 0 || p.GID != 0 {
+	switch {
+	case spec.Userns == UsernsSubuid && (p.UID != 0 || p.GID != 0):
+		attr.Cloneflags = unix.CLONE_NEWUSER
+		attr.UidMappings = sysProcIDMaps(innerRanges(int(p.UID), spec.UIDMapSize))
+		attr.GidMappings = sysProcIDMaps(innerRanges(int(p.GID), spec.GIDMapSize))
+		attr.GidMappingsEnableSetgroups = true
+	case spec.Userns == UsernsSubuid:
+		// Root of a subuid sandbox: every id is mapped, nothing to emulate.
+	case p.UID != 0 || p.GID != 0:
 		attr.Cloneflags = unix.CLONE_NEWUSER
 		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: int(p.UID), HostID: 0, Size: 1}}
 		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: int(p.GID), HostID: 0, Size: 1}}

@@ -57,12 +57,27 @@ func Run(ctx context.Context, spec *Spec, stdio IO, net network.ParentDriver) (i
 	defer syncR.Close()
 	defer syncW.Close()
 
+	var uids, gids []IDRange
+	if spec.Userns == UsernsSubuid {
+		if uids, gids, err = subuidMaps(); err != nil {
+			return 0, err
+		}
+		sized := *spec
+		sized.UIDMapSize, sized.GIDMapSize = mapSize(uids), mapSize(gids)
+		spec = &sized
+	}
+	// An unprivileged user's subuid maps are written by newuidmap after the
+	// clone; until then pid 1 waits in its first stage.
+	helperMaps := spec.Userns == UsernsSubuid && os.Getuid() != 0
 	cmd := exec.Command("/proc/self/exe")
 	cmd.Args = []string{"devbox-init"}
 	cmd.Env = []string{initEnv + "=1"}
+	if helperMaps {
+		cmd.Env = []string{initEnv + "=" + stageAwaitIDMap}
+	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.In, stdio.Out, stdio.Err
 	cmd.ExtraFiles = []*os.File{specR, syncW}
-	cmd.SysProcAttr = sysProcAttr(spec)
+	cmd.SysProcAttr = sysProcAttr(spec, uids, gids, helperMaps)
 
 	var term *terminal
 	if spec.Process.Terminal {
@@ -80,6 +95,17 @@ func Run(ctx context.Context, spec *Spec, stdio IO, net network.ParentDriver) (i
 	syncW.Close()
 	if term != nil {
 		term.childSock.Close()
+	}
+	if helperMaps {
+		err := writeIDMaps(cmd.Process.Pid, uids, gids)
+		if err == nil {
+			_, err = specW.Write([]byte(idmapDone))
+		}
+		if err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			return 0, fmt.Errorf("userns = \"subuid\": %w", err)
+		}
 	}
 	if net != nil {
 		cleanup, err := net.ConfigureNetwork(cmd.Process.Pid)
@@ -131,20 +157,19 @@ func Run(ctx context.Context, spec *Spec, stdio IO, net network.ParentDriver) (i
 	return exitStatus(cmd.ProcessState, err)
 }
 
-// sysProcAttr creates the sandbox's namespaces in one clone(2). The uid and
-// gid maps are written by the Go runtime before the child runs any code:
-// the user's own id becomes root inside, which gives pid 1 the
-// capabilities to mount, and nothing else of the host is mapped.
-func sysProcAttr(spec *Spec) *syscall.SysProcAttr {
+// sysProcAttr creates the sandbox's namespaces in one clone(2). In single
+// mode the uid and gid maps are written by the Go runtime before the child
+// runs any code: the user's own id becomes root inside, which gives pid 1
+// the capabilities to mount, and nothing else of the host is mapped. A
+// subuid sandbox gets its full range here only when devbox runs as real
+// root; otherwise helperMaps says newuidmap writes it after the clone.
+func sysProcAttr(spec *Spec, uids, gids []IDRange, helperMaps bool) *syscall.SysProcAttr {
 	flags := uintptr(unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
 	if spec.Network != NetworkHost {
 		flags |= unix.CLONE_NEWNET
 	}
-	return &syscall.SysProcAttr{
-		Cloneflags:                 flags,
-		UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
-		GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}},
-		GidMappingsEnableSetgroups: false,
+	attr := &syscall.SysProcAttr{
+		Cloneflags: flags,
 		// If devbox dies, pid 1 dies, and with it everything in the sandbox.
 		Pdeathsig: unix.SIGKILL,
 		// Without a terminal of its own the sandbox gets its own process
@@ -152,6 +177,16 @@ func sysProcAttr(spec *Spec) *syscall.SysProcAttr {
 		// forwarded by Run, rather than directly and forwarded again.
 		Setpgid: !spec.Process.Terminal,
 	}
+	switch {
+	case helperMaps:
+	case uids != nil:
+		attr.UidMappings, attr.GidMappings = sysProcIDMaps(uids), sysProcIDMaps(gids)
+		attr.GidMappingsEnableSetgroups = true
+	default:
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}}
+	}
+	return attr
 }
 
 // startError explains the usual reasons a sandbox cannot be created.

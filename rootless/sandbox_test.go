@@ -48,7 +48,7 @@ func busyboxLayer(t *testing.T) string {
 	if err := os.WriteFile(filepath.Join(dir, "bin", "busybox"), data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, applet := range []string{"sh", "ls", "cat", "echo", "sleep", "id", "touch", "test", "kill", "readlink", "true", "false", "chown", "nc"} {
+	for _, applet := range []string{"sh", "ls", "cat", "echo", "sleep", "id", "touch", "test", "kill", "readlink", "true", "false", "chown", "nc", "su", "stat"} {
 		if err := os.Symlink("busybox", filepath.Join(dir, "bin", applet)); err != nil {
 			t.Fatal(err)
 		}
@@ -61,7 +61,8 @@ func sandbox(t *testing.T, layers []string, args ...string) *Spec {
 	t.Helper()
 	state := t.TempDir()
 	for _, d := range []string{"upper", "work", "root", "project"} {
-		if err := os.Mkdir(filepath.Join(state, d), 0o700); err != nil {
+		// The upper layer's own mode is the mode of the sandbox's "/".
+		if err := os.Mkdir(filepath.Join(state, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -345,6 +346,76 @@ func TestRootEmulation(t *testing.T) {
 				t.Errorf("without root emulation chown to an unmapped id succeeded")
 			}
 		})
+	}
+}
+
+// TestRunSubuid: with a full id range, a process inside really switches
+// to another user, and files the user makes in the work tree stay theirs.
+func TestRunSubuid(t *testing.T) {
+	if os.Getuid() != 0 {
+		if _, err := exec.LookPath("newuidmap"); err != nil {
+			t.Skip("needs newuidmap (Debian: uidmap)")
+		}
+		if _, _, err := subuidMaps(); err != nil {
+			t.Skipf("needs a subuid range: %v", err)
+		}
+	}
+	layer := busyboxLayer(t)
+	os.Chmod(layer, 0o755)
+	os.MkdirAll(filepath.Join(layer, "etc"), 0o755)
+	os.WriteFile(filepath.Join(layer, "etc", "passwd"), []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n"), 0o644)
+	os.WriteFile(filepath.Join(layer, "etc", "group"), []byte("root:x:0:\nnogroup:x:65534:\n"), 0o644)
+
+	spec := sandbox(t, []string{layer}, "su", "-s", "/bin/sh", "nobody", "-c", "id -u; id -g")
+	spec.Userns = UsernsSubuid
+	spec.Process.UID, spec.Process.GID = 0, 0
+	code, out, stderr := run(t, spec)
+	if code != 0 || strings.Fields(out)[0] != "65534" || strings.Fields(out)[1] != "65534" {
+		t.Errorf("su nobody: status %d, output %q, stderr %q; want 65534 65534", code, out, stderr)
+	}
+
+	spec = sandbox(t, []string{layer}, "sh", "-c", "id -u; touch mine")
+	spec.Userns = UsernsSubuid
+	code, out, stderr = run(t, spec)
+	if code != 0 || strings.TrimSpace(out) != strconv.Itoa(os.Getuid()) {
+		t.Errorf("as the user: status %d, output %q, stderr %q; want uid %d", code, out, stderr, os.Getuid())
+	}
+	fi, err := os.Stat(filepath.Join(spec.Process.Cwd, "mine"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid := fi.Sys().(*syscall.Stat_t).Uid; uid != uint32(os.Getuid()) {
+		t.Errorf("a file made in the work tree is owned by %d on the host, want %d", uid, os.Getuid())
+	}
+}
+
+func TestIDRanges(t *testing.T) {
+	if got := fmt.Sprint(outerRanges(1000, 100000, 65536)); got != "[{0 1000 1} {1 100000 65536}]" {
+		t.Errorf("outerRanges = %s", got)
+	}
+	tests := []struct {
+		id, size int
+		want     []IDRange
+	}{
+		{1000, 65537, []IDRange{{0, 1, 1000}, {1000, 0, 1}, {1001, 1001, 64536}}},
+		{0, 65537, []IDRange{{0, 0, 1}, {1, 1, 65536}}},
+		{70000, 65537, []IDRange{{0, 1, 65536}, {70000, 0, 1}}},
+	}
+	for _, tt := range tests {
+		got := innerRanges(tt.id, tt.size)
+		if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("innerRanges(%d, %d) = %v, want %v", tt.id, tt.size, got, tt.want)
+		}
+		// A map is a bijection onto the outer ids 0..size-1.
+		seen := map[int]bool{}
+		for _, r := range got {
+			for i := 0; i < r.Size; i++ {
+				if seen[r.Host+i] || r.Host+i >= tt.size {
+					t.Errorf("innerRanges(%d, %d) maps outer id %d twice or out of range", tt.id, tt.size, r.Host+i)
+				}
+				seen[r.Host+i] = true
+			}
+		}
 	}
 }
 

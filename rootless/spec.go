@@ -25,6 +25,12 @@ type Spec struct {
 	Hostname string `json:"hostname,omitempty"`
 	// Network is the network mode.
 	Network Network `json:"network"`
+	// Userns selects the identity mapping; empty means UsernsSingle.
+	Userns Userns `json:"userns,omitempty"`
+	// UIDMapSize and GIDMapSize are the numbers of uids and gids mapped in a subuid
+	// sandbox's own namespace; Run sets it.
+	UIDMapSize int `json:"uidMapSize,omitempty"`
+	GIDMapSize int `json:"gidMapSize,omitempty"`
 	// DNS is the name server of a sandbox with its own network; Run sets
 	// it from the network driver.
 	DNS string `json:"dns,omitempty"`
@@ -112,6 +118,11 @@ func (s *Spec) check() error {
 	case NetworkHost, NetworkNone, NetworkIsolated:
 	default:
 		return fmt.Errorf("unknown network mode %q", s.Network)
+	}
+	switch s.Userns {
+	case "", UsernsSingle, UsernsSubuid:
+	default:
+		return fmt.Errorf("unknown user namespace mode %q", s.Userns)
 	}
 	return nil
 }
