@@ -43,7 +43,8 @@ func rootEmulationFilter() []unix.SockFilter {
 	}
 	return append(prog,
 		stmt(unix.BPF_RET|unix.BPF_K, unix.SECCOMP_RET_ALLOW),
-		stmt(unix.BPF_RET|unix.BPF_K, unix.SECCOMP_RET_ERRNO|0),
+		// SECCOMP_RET_ERRNO with errno 0 in its low bits: "success".
+		stmt(unix.BPF_RET|unix.BPF_K, unix.SECCOMP_RET_ERRNO),
 	)
 }
 
