@@ -132,8 +132,13 @@ func (s *Store) Pull(ctx context.Context, ref string, opts ...Option) (*Image, e
 			return nil, err
 		}
 	}
+	// The registry client reads every blob under this context, so cancelling
+	// it is what stops the other layers' downloads when one layer fails.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	ropts := []remote.Option{
 		remote.WithContext(ctx),
+		remote.WithJobs(o.jobs),
 		remote.WithAuthFromKeychain(authn.DefaultKeychain),
 		remote.WithTransport(&httpsOnly{next: o.transport, insecure: o.insecure}),
 		remote.WithPlatform(*o.platform),
@@ -146,7 +151,12 @@ func (s *Store) Pull(ctx context.Context, ref string, opts ...Option) (*Image, e
 	if err != nil {
 		return nil, registryError(r, err)
 	}
-	if err := s.fetchLayers(ctx, layers, rec.Layers, o); err != nil {
+	release, err := s.LockShared()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	if err := s.fetchLayers(ctx, cancel, layers, rec.Layers, o); err != nil {
 		return nil, fmt.Errorf("pull %s: %w", r.Name(), err)
 	}
 	if err := s.record(rec, r.Name()); err != nil {
@@ -229,10 +239,9 @@ func describe(r name.Reference, img v1.Image, platform *v1.Platform) (*Image, []
 }
 
 // fetchLayers ensures every layer is in the store, o.jobs at a time, and
-// returns the first error.
-func (s *Store) fetchLayers(ctx context.Context, layers []v1.Layer, info []Layer, o *options) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+// returns the first error. On an error it calls cancel, which must cancel
+// ctx and the context the layers were fetched with, to stop the others.
+func (s *Store) fetchLayers(ctx context.Context, cancel context.CancelFunc, layers []v1.Layer, info []Layer, o *options) error {
 	sem := make(chan struct{}, o.jobs)
 	errs := make([]error, len(layers))
 	var wg sync.WaitGroup
@@ -259,7 +268,12 @@ func (s *Store) fetchLayers(ctx context.Context, layers []v1.Layer, info []Layer
 			return err
 		}
 	}
-	return errors.Join(errs...)
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ensureLayer unpacks l into the store unless it is there already. The
@@ -371,9 +385,9 @@ func registryError(r name.Reference, err error) error {
 	if errors.As(err, &te) {
 		switch {
 		case te.StatusCode == http.StatusNotFound || hasCode(te, transport.ManifestUnknownErrorCode, transport.NameUnknownErrorCode):
-			return fmt.Errorf("pull %s: not found in registry %s: check the repository name and tag", r.Name(), reg)
+			return &pullError{msg: fmt.Sprintf("pull %s: not found in registry %s: check the repository name and tag", r.Name(), reg), err: err}
 		case te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden:
-			return fmt.Errorf("pull %s: registry %s denied access (HTTP %d): log in with 'docker login %s' (devbox reads ~/.docker/config.json)", r.Name(), reg, te.StatusCode, reg)
+			return &pullError{msg: fmt.Sprintf("pull %s: registry %s denied access (HTTP %d): log in with 'docker login %s' (devbox reads ~/.docker/config.json)", r.Name(), reg, te.StatusCode, reg), err: err}
 		default:
 			return fmt.Errorf("pull %s: registry %s answered HTTP %d: %w", r.Name(), reg, te.StatusCode, err)
 		}
@@ -385,10 +399,20 @@ func registryError(r name.Reference, err error) error {
 		if errors.As(err, &oe) {
 			cause = oe.Err
 		}
-		return fmt.Errorf("pull %s: registry %s is unreachable: %v", r.Name(), reg, cause)
+		return &pullError{msg: fmt.Sprintf("pull %s: registry %s is unreachable: %v", r.Name(), reg, cause), err: err}
 	}
 	return fmt.Errorf("pull %s: %w", r.Name(), err)
 }
+
+// pullError is a one-line message for people that keeps the registry
+// client's error in the chain for errors.As (*transport.Error, net.Error).
+type pullError struct {
+	msg string
+	err error
+}
+
+func (e *pullError) Error() string { return e.msg }
+func (e *pullError) Unwrap() error { return e.err }
 
 func hasCode(te *transport.Error, codes ...transport.ErrorCode) bool {
 	for _, d := range te.Errors {

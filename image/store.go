@@ -99,18 +99,20 @@ func (s *Store) Lookup(ref string) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The reference file comes first, also for a digest reference: the
+	// digest of a multi-platform index resolves to the manifest of one
+	// platform, and only the reference file records which.
 	digest := ""
-	if d, ok := r.(interface{ DigestStr() string }); ok {
-		digest = d.DigestStr()
-	} else {
-		b, err := os.ReadFile(filepath.Join(s.refsDir(), refFileName(r.Name())))
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, ErrNotPresent
-		}
-		if err != nil {
-			return nil, fmt.Errorf("look up %s: %w", ref, err)
-		}
+	b, err := os.ReadFile(filepath.Join(s.refsDir(), refFileName(r.Name())))
+	switch d, isDigest := r.(interface{ DigestStr() string }); {
+	case err == nil:
 		digest = strings.TrimSpace(string(b))
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("look up %s: %w", ref, err)
+	case isDigest:
+		digest = d.DigestStr()
+	default:
+		return nil, ErrNotPresent
 	}
 	h, err := v1.NewHash(digest)
 	if err != nil {
