@@ -66,6 +66,13 @@ func (e *StaleLockError) Error() string {
 // the steps the cache lacks, and records the result in devbox.lock. With
 // everything cached and pinned, it makes no network access.
 func (b *Builder) Prepare(ctx context.Context, cfg *Config, opts PrepareOptions) (*Environment, error) {
+	// Hold the store against gc until env.json names what this environment
+	// uses.
+	release, err := b.Store.LockShared()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	lockPath := filepath.Join(cfg.Dir(), LockFileName)
 	lock, err := ReadLock(lockPath)
 	if err != nil {
@@ -96,6 +103,9 @@ func (b *Builder) Prepare(ctx context.Context, cfg *Config, opts PrepareOptions)
 			return nil, err
 		}
 		e.Layers = append(e.Layers, StepDir(b.Dirs, st.Key))
+	}
+	if err := project.record(e); err != nil {
+		return nil, fmt.Errorf("record the environment: %w", err)
 	}
 	e.Lock = newLock(cfg, img, shas, lock)
 	if opts.Frozen {
@@ -188,7 +198,7 @@ func (b *Builder) ensureStep(ctx context.Context, e *Environment, st Step, rebui
 		}
 	}
 	b.Log(fmt.Sprintf("building %s (%s)", st.Name, st.Key[:12]))
-	tmp, err := os.MkdirTemp(stepsDir(b.Dirs), ".tmp-"+st.Key[:12]+"-")
+	tmp, err := os.MkdirTemp(stepsDir(b.Dirs), ".tmp-"+st.Key+"-")
 	if err != nil {
 		return err
 	}

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-
-	"github.com/devboxhq/devbox/internal/fsutil"
 )
 
 // Dirs are the user's devbox directories, following the XDG base
@@ -74,12 +72,6 @@ func OpenProject(dirs Dirs, dir string) (*Project, error) {
 		}
 	}
 	return p, nil
-}
-
-// InUse marks the project as used by a running sandbox until release is
-// called; Reset refuses to run meanwhile.
-func (p *Project) InUse() (release func(), err error) {
-	return fsutil.LockShared(filepath.Join(p.StateDir, "lock"))
 }
 
 // ErrInUse is returned by Reset while a sandbox of the project runs.

@@ -2,7 +2,6 @@ package env
 
 import (
 	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -73,7 +72,7 @@ func Inspect(cfg *Config, dirs Dirs, store *image.Store) (*Status, error) {
 		Project: cfg.Dir(), Config: cfg.Path, Lock: "missing", StateDir: project.StateDir,
 		RootFS: RootFSMode, Network: orDefault(cfg.Network.Mode, "host"), Userns: orDefault(cfg.Sandbox.Userns, "single"),
 		Image:    ImageStatus{Ref: cfg.Image.Ref, Platform: hostPlatform(cfg)},
-		Writable: LayerStatus{Path: project.UpperDir(), Size: dirSize(project.UpperDir())},
+		Writable: LayerStatus{Path: project.UpperDir(), Size: fsutil.TreeSize(project.UpperDir())},
 	}
 	for name := range cfg.Scripts {
 		st.Scripts = append(st.Scripts, name)
@@ -97,7 +96,7 @@ func Inspect(cfg *Config, dirs Dirs, store *image.Store) (*Status, error) {
 	}
 	st.Image.Present, st.Image.Digest, st.Image.Layers = true, img.Digest.String(), len(img.Layers)
 	for _, d := range store.LayerDirs(img) {
-		st.Image.Size += dirSize(d)
+		st.Image.Size += fsutil.TreeSize(d)
 	}
 	shas := make([]string, len(cfg.Tools.Archive))
 	for i, a := range cfg.Tools.Archive {
@@ -109,7 +108,7 @@ func Inspect(cfg *Config, dirs Dirs, store *image.Store) (*Status, error) {
 	for _, s := range planSteps(cfg, img, shas) {
 		ss := StepStatus{Name: s.Name, Key: s.Key}
 		if fi, err := os.Stat(StepDir(dirs, s.Key)); err == nil {
-			ss.Built, ss.When, ss.Size = true, fi.ModTime(), dirSize(StepDir(dirs, s.Key))
+			ss.Built, ss.When, ss.Size = true, fi.ModTime(), fsutil.TreeSize(StepDir(dirs, s.Key))
 		}
 		st.Steps = append(st.Steps, ss)
 	}
@@ -123,23 +122,6 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
-}
-
-// dirSize is the bytes of the regular files under dir (0 if it is missing).
-func dirSize(dir string) int64 {
-	var n int64
-	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		if d.Type().IsRegular() {
-			if fi, err := d.Info(); err == nil {
-				n += fi.Size()
-			}
-		}
-		return nil
-	})
-	return n
 }
 
 // Reset discards the project's writable layer (and its home, with home),

@@ -65,6 +65,8 @@ $XDG_DATA_HOME/devbox (default ~/.local/share/devbox).`,
 		NewCmdUpdate(f),
 		NewCmdReset(f, nil),
 		NewCmdDoctor(f, nil),
+		NewCmdImages(f, nil),
+		NewCmdGC(f, nil),
 		NewCmdVersion(f),
 	)
 	return cmd

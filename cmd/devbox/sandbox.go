@@ -109,7 +109,7 @@ func runInSandbox(ctx context.Context, f *Factory, req sandboxRequest) error {
 	if err != nil {
 		return err
 	}
-	release, err := e.Project.InUse()
+	release, err := e.Running()
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -88,4 +89,18 @@ func flock(path string, how int) (func(), error) {
 		return nil, &os.PathError{Op: "flock", Path: path, Err: err}
 	}
 	return func() { f.Close() }, nil
+}
+
+// TreeSize is the bytes of the regular files under dir; 0 if it is missing.
+func TreeSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }
