@@ -14,9 +14,9 @@ E2E_PATH := /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 DEMO_PORT ?= 5000
 DEMO_DIR ?= $(CURDIR)/.devbox-demo/registry
 # Debian packages that the demo and the e2e tests use.
-DEPS := docker-registry busybox-static curl uidmap
+DEPS := docker-registry busybox-static curl uidmap slirp4netns
 
-.PHONY: all build e2e-bin test vet lint unit e2e e2e-unprivileged demo demo-stop deps clean
+.PHONY: all build e2e-bin test vet lint unit e2e e2e-unprivileged e2e-unprivileged-run unit-bins e2e-user demo demo-stop deps clean
 
 all: build
 
@@ -42,15 +42,43 @@ unit:
 	$(GO) test $$($(GO) list ./... | grep -v '/devbox/test$$')
 
 # The e2e tests as the current user and, when that is root, again as
-# $(E2E_USER): the sandbox must work for an ordinary user.
+# $(E2E_USER): the sandbox must work for an ordinary user. The Debian tests
+# run with DEVBOX_TEST_DEBIAN=1 and debian:bookworm in DEVBOX_TEST_REGISTRY
+# (as .ci/run does), or, without a registry, DEVBOX_TEST_DEBIAN_TAR naming
+# a root filesystem from test/debian-rootfs.sh (readable by $(E2E_USER)).
 e2e: build e2e-bin
 	DEVBOX_BIN=$(CURDIR)/bin/devbox bin/e2e.test $(E2E_FLAGS)
 	@if [ "$$(id -u)" -eq 0 ]; then $(MAKE) --no-print-directory e2e-unprivileged; fi
 
 # Runs as root: the binaries go to a fresh 755 dir that $(E2E_USER) can
 # read, and the tests run from there with nothing of root's environment.
-e2e-unprivileged: build e2e-bin
+e2e-unprivileged: build e2e-bin unit-bins e2e-user
+	@set -e; \
+	dir=$$(mktemp -d); trap 'rm -rf "$$dir"' EXIT; chmod 755 "$$dir"; \
+	home=$$(getent passwd $(E2E_USER) | cut -d: -f6); \
+	for t in rootless image; do \
+		mkdir -p "$$dir/$$t"; install -m 755 bin/$$t.test "$$dir/$$t/"; \
+		if [ -d $$t/testdata ]; then cp -r $$t/testdata "$$dir/$$t/"; chmod -R a+rX "$$dir/$$t"; fi; \
+		echo "== $$t unit tests as $(E2E_USER)"; \
+		(cd "$$dir/$$t" && setpriv --reuid $(E2E_USER) --regid $(E2E_USER) --init-groups \
+			env -i HOME="$$home" PATH=$(E2E_PATH) \
+			$(if $(DEVBOX_TEST_REQUIRE_NETWORK),DEVBOX_TEST_REQUIRE_NETWORK=$(DEVBOX_TEST_REQUIRE_NETWORK)) \
+			./$$t.test -test.timeout 10m) || exit 1; \
+	done
+	$(MAKE) --no-print-directory e2e-unprivileged-run
+
+# The unit tests of the packages that run sandboxes and unpack layers, built
+# to run as $(E2E_USER) too.
+unit-bins:
+	$(GO) test -c -o bin/rootless.test ./rootless
+	$(GO) test -c -o bin/image.test ./image
+
+# $(E2E_USER) exists and has a subordinate id range, for userns = "subuid".
+e2e-user:
 	id -u $(E2E_USER) >/dev/null 2>&1 || useradd -m $(E2E_USER)
+	grep -q '^$(E2E_USER):' /etc/subuid || usermod --add-subuids 300000-365535 --add-subgids 300000-365535 $(E2E_USER)
+
+e2e-unprivileged-run: build e2e-bin e2e-user
 	@set -e; \
 	dir=$$(mktemp -d); trap 'rm -rf "$$dir"' EXIT; chmod 755 "$$dir"; \
 	install -m 755 bin/devbox bin/e2e.test "$$dir/"; \
@@ -59,6 +87,9 @@ e2e-unprivileged: build e2e-bin
 	cd "$$dir" && setpriv --reuid $(E2E_USER) --regid $(E2E_USER) --init-groups \
 		env -i HOME="$$home" PATH=$(E2E_PATH) DEVBOX_BIN="$$dir/devbox" \
 		$(if $(DEVBOX_TEST_REGISTRY),DEVBOX_TEST_REGISTRY=$(DEVBOX_TEST_REGISTRY)) \
+		$(if $(DEVBOX_TEST_DEBIAN),DEVBOX_TEST_DEBIAN=$(DEVBOX_TEST_DEBIAN)) \
+		$(if $(DEVBOX_TEST_REQUIRE_NETWORK),DEVBOX_TEST_REQUIRE_NETWORK=$(DEVBOX_TEST_REQUIRE_NETWORK)) \
+		$(if $(DEVBOX_TEST_DEBIAN_TAR),DEVBOX_TEST_DEBIAN_TAR=$(abspath $(DEVBOX_TEST_DEBIAN_TAR))) \
 		./e2e.test $(E2E_FLAGS)
 
 # Starts a registry on 127.0.0.1:$(DEMO_PORT) unless one answers there, puts

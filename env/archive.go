@@ -53,11 +53,14 @@ func (b *Builder) resolveArchives(ctx context.Context, cfg *Config, lock *Lock, 
 type ChecksumError struct {
 	Archive, URL string
 	Want, Got    string
+	// Source is the file the expected sha256 comes from: devbox.toml, or
+	// devbox.lock when devbox.toml gives none.
+	Source string
 }
 
 func (e *ChecksumError) Error() string {
 	return fmt.Sprintf("archive %s: %s has sha256 %s, but %s expects %s; nothing was installed",
-		e.Archive, e.URL, e.Got, FileName, e.Want)
+		e.Archive, e.URL, e.Got, e.Source, e.Want)
 }
 
 // download fetches a's URL into the download cache unless a file with sha
@@ -101,7 +104,11 @@ func (b *Builder) download(ctx context.Context, a ArchiveConfig, want string) (s
 	}
 	got := hex.EncodeToString(h.Sum(nil))
 	if want != "" && got != want {
-		return "", &ChecksumError{Archive: a.StepName(), URL: a.URL, Want: want, Got: got}
+		source := FileName
+		if a.SHA256 == "" {
+			source = LockFileName
+		}
+		return "", &ChecksumError{Archive: a.StepName(), URL: a.URL, Want: want, Got: got, Source: source}
 	}
 	if err := os.Rename(tmp.Name(), filepath.Join(dir, got)); err != nil {
 		return "", err

@@ -97,6 +97,13 @@ func (b *Builder) Prepare(ctx context.Context, cfg *Config, opts PrepareOptions)
 		return nil, err
 	}
 	e := &Environment{Config: cfg, Project: project, Image: img, Layers: b.Store.LayerDirs(img)}
+	e.Lock = newLock(cfg, img, shas, lock)
+	if opts.Frozen {
+		// Checked before anything is built or downloaded.
+		if old, _ := ReadLock(lockPath); old == nil || !bytes.Equal(old.Marshal(), e.Lock.Marshal()) {
+			return nil, &StaleLockError{Why: "does not match devbox.toml"}
+		}
+	}
 	e.Steps = planSteps(cfg, img, shas)
 	for _, st := range e.Steps {
 		if err := b.ensureStep(ctx, e, st, opts.Rebuild); err != nil {
@@ -107,11 +114,7 @@ func (b *Builder) Prepare(ctx context.Context, cfg *Config, opts PrepareOptions)
 	if err := project.record(e); err != nil {
 		return nil, fmt.Errorf("record the environment: %w", err)
 	}
-	e.Lock = newLock(cfg, img, shas, lock)
 	if opts.Frozen {
-		if old, _ := ReadLock(lockPath); old == nil || !bytes.Equal(old.Marshal(), e.Lock.Marshal()) {
-			return nil, &StaleLockError{Why: "does not match devbox.toml"}
-		}
 		return e, nil
 	}
 	if err := e.Lock.Write(lockPath); err != nil {

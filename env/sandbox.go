@@ -236,10 +236,17 @@ func environment(imageEnv []string, cfg *Config, u User, cwd, agentSocket string
 		}
 	}
 	var extra []string
+	bins := false
 	for _, a := range cfg.Tools.Archive {
 		for _, p := range a.Path {
 			extra = append(extra, path.Join(a.DestDir(), p))
 		}
+		bins = bins || len(a.Bin) > 0
+	}
+	// Archives link their bin entries into /usr/local/bin, which some
+	// images leave out of PATH.
+	if bins && !slices.Contains(filepath.SplitList(vals["PATH"]), "/usr/local/bin") {
+		extra = append(extra, "/usr/local/bin")
 	}
 	if len(extra) > 0 {
 		set("PATH", strings.Join(extra, ":")+":"+vals["PATH"])

@@ -2,8 +2,10 @@ package env
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/devboxhq/devbox/image"
@@ -74,9 +76,7 @@ func Inspect(cfg *Config, dirs Dirs, store *image.Store) (*Status, error) {
 		Image:    ImageStatus{Ref: cfg.Image.Ref, Platform: hostPlatform(cfg)},
 		Writable: LayerStatus{Path: project.UpperDir(), Size: fsutil.TreeSize(project.UpperDir())},
 	}
-	for name := range cfg.Scripts {
-		st.Scripts = append(st.Scripts, name)
-	}
+	st.Scripts = slices.Sorted(maps.Keys(cfg.Scripts))
 	if lock != nil {
 		st.Lock = "pinned"
 	}

@@ -11,6 +11,15 @@
 // (optional) is the host:port of a registry to push the test images to and
 // pull them from; without it the tests start their own docker-registry on a
 // free loopback port. Tests that stop a registry always start their own.
+//
+// The Debian tests (env_test.go) run only with DEVBOX_TEST_DEBIAN set, and
+// then fail unless the registry holds debian:bookworm: .ci/run builds a
+// root filesystem with test/debian-rootfs.sh and pushes it there with
+// test/cmd/pushimages -debian. When the tests start their own registry,
+// DEVBOX_TEST_DEBIAN_TAR names such a root filesystem tarball to push:
+//
+//	test/debian-rootfs.sh /var/tmp/bookworm.tar
+//	DEVBOX_TEST_DEBIAN=1 DEVBOX_TEST_DEBIAN_TAR=/var/tmp/bookworm.tar make e2e
 package e2e
 
 import (
@@ -56,6 +65,12 @@ func testMain(m *testing.M) int {
 		}
 		defer r.Stop()
 		suite.registry = r.Addr
+		if tar := os.Getenv("DEVBOX_TEST_DEBIAN_TAR"); tar != "" {
+			if err := pushDebian(r.Addr, tar); err != nil {
+				fmt.Fprintf(os.Stderr, "e2e: DEVBOX_TEST_DEBIAN_TAR=%s: %v\n", tar, err)
+				return 1
+			}
+		}
 	} else if !registryUp(suite.registry) {
 		fmt.Fprintf(os.Stderr, "e2e: DEVBOX_TEST_REGISTRY=%s does not answer on http://%s/v2/\n", suite.registry, suite.registry)
 		return 1
@@ -65,6 +80,21 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	return m.Run()
+}
+
+// pushDebian builds the Debian test image from a root filesystem tarball
+// (test/debian-rootfs.sh) and pushes it to registry as debianRepo.
+func pushDebian(registry, rootfsTar string) error {
+	tmp, err := os.MkdirTemp("", "devbox-e2e-debian-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	img, err := testimages.Debian(rootfsTar, tmp)
+	if err != nil {
+		return err
+	}
+	return testimages.Push(img, registry+"/"+debianRepo)
 }
 
 // devboxBin returns the absolute path of DEVBOX_BIN after checking that it

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
 	"text/tabwriter"
 
 	"github.com/devboxhq/devbox/env"
@@ -90,7 +89,6 @@ func statusRun(opts *StatusOptions) error {
 	fmt.Fprintf(w, "network\t%s\n", st.Network)
 	fmt.Fprintf(w, "user namespace\t%s\n", st.Userns)
 	if len(st.Scripts) > 0 {
-		sort.Strings(st.Scripts)
 		fmt.Fprintf(w, "scripts\t%v\n", st.Scripts)
 	}
 	return w.Flush()
