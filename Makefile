@@ -14,7 +14,7 @@ E2E_PATH := /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 DEMO_PORT ?= 5000
 DEMO_DIR ?= $(CURDIR)/.devbox-demo/registry
 # Debian packages that the demo and the e2e tests use.
-DEPS := docker-registry busybox-static curl uidmap slirp4netns
+DEPS := docker-registry busybox-static curl uidmap slirp4netns fuse-overlayfs
 
 .PHONY: all build e2e-bin test vet lint unit e2e e2e-unprivileged e2e-unprivileged-run unit-bins e2e-user demo demo-stop deps clean
 
@@ -63,6 +63,7 @@ e2e-unprivileged: build e2e-bin unit-bins e2e-user
 		(cd "$$dir/$$t" && setpriv --reuid $(E2E_USER) --regid $(E2E_USER) --init-groups \
 			env -i HOME="$$home" PATH=$(E2E_PATH) \
 			$(if $(DEVBOX_TEST_REQUIRE_NETWORK),DEVBOX_TEST_REQUIRE_NETWORK=$(DEVBOX_TEST_REQUIRE_NETWORK)) \
+			$(if $(DEVBOX_TEST_REQUIRE_FUSE),DEVBOX_TEST_REQUIRE_FUSE=$(DEVBOX_TEST_REQUIRE_FUSE)) \
 			./$$t.test -test.timeout 10m) || exit 1; \
 	done
 	$(MAKE) --no-print-directory e2e-unprivileged-run

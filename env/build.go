@@ -16,6 +16,7 @@ import (
 	"github.com/devboxhq/devbox/internal/fsutil"
 	"github.com/devboxhq/devbox/mounts"
 	"github.com/devboxhq/devbox/rootless"
+	"golang.org/x/sys/unix"
 )
 
 // Environment is a project's environment, resolved and built: the image,
@@ -29,6 +30,9 @@ type Environment struct {
 	Layers []string
 	Steps  []Step
 	Lock   *Lock
+	// RootFS and FuseHelper are the Builder's.
+	RootFS     mounts.RootFS
+	FuseHelper string
 }
 
 // Builder resolves and builds environments.
@@ -41,6 +45,11 @@ type Builder struct {
 	Out *os.File
 	// Log reports what the builder does, one line each.
 	Log func(msg string)
+	// RootFS is how sandboxes make their root filesystem on this machine;
+	// empty means mounts.RootFSOverlay. FuseHelper is the fuse-overlayfs
+	// binary for mounts.RootFSFuse.
+	RootFS     mounts.RootFS
+	FuseHelper string
 }
 
 // PrepareOptions change how Prepare treats the lock file and the cache.
@@ -96,7 +105,7 @@ func (b *Builder) Prepare(ctx context.Context, cfg *Config, opts PrepareOptions)
 	if err != nil {
 		return nil, err
 	}
-	e := &Environment{Config: cfg, Project: project, Image: img, Layers: b.Store.LayerDirs(img)}
+	e := &Environment{Config: cfg, Project: project, Image: img, Layers: b.Store.LayerDirs(img), RootFS: b.rootFS(), FuseHelper: b.FuseHelper}
 	e.Lock = newLock(cfg, img, shas, lock)
 	if opts.Frozen {
 		// Checked before anything is built or downloaded.
@@ -104,7 +113,7 @@ func (b *Builder) Prepare(ctx context.Context, cfg *Config, opts PrepareOptions)
 			return nil, &StaleLockError{Why: "does not match devbox.toml"}
 		}
 	}
-	e.Steps = planSteps(cfg, img, shas)
+	e.Steps = planSteps(cfg, img, shas, e.RootFS)
 	for _, st := range e.Steps {
 		if err := b.ensureStep(ctx, e, st, opts.Rebuild); err != nil {
 			return nil, err
@@ -123,6 +132,13 @@ func (b *Builder) Prepare(ctx context.Context, cfg *Config, opts PrepareOptions)
 	return e, nil
 }
 
+func (b *Builder) rootFS() mounts.RootFS {
+	if b.RootFS == "" {
+		return mounts.RootFSOverlay
+	}
+	return b.RootFS
+}
+
 // hostPlatform is the platform an image is pulled for by default.
 func hostPlatform(cfg *Config) string {
 	if cfg.Image.Platform != "" {
@@ -132,15 +148,27 @@ func hostPlatform(cfg *Config) string {
 }
 
 // resolveImage returns the image cfg names: the digest the lock pins, or
-// else the store's copy of the tag, or else a pull.
+// else the store's copy of the tag, or else a pull. A local source (a path
+// relative to devbox.toml's directory) cannot be asked for a digest the way
+// a registry can: the lock's digest is checked against what the store
+// recorded for it, and against the source itself when that differs.
 func (b *Builder) resolveImage(ctx context.Context, cfg *Config, lock *Lock, frozen, update bool) (*image.Image, error) {
 	platform := hostPlatform(cfg)
+	src, err := imageSource(cfg)
+	if err != nil {
+		return nil, err
+	}
+	// A local source goes to image with its absolute path; a registry
+	// reference as devbox.toml writes it.
+	ref := cfg.Image.Ref
+	if src.IsLocal() {
+		ref = src.String()
+	}
 	if digest := lock.imageDigest(cfg.Image.Ref, platform); digest != "" {
-		ref, err := image.ParseReference(cfg.Image.Ref)
-		if err != nil {
-			return nil, err
+		if src.IsLocal() {
+			return b.resolveLocalPinned(ctx, cfg, ref, digest)
 		}
-		pinned := ref.Context().Digest(digest).String()
+		pinned := src.Ref.Context().Digest(digest).String()
 		img, err := b.Store.Lookup(pinned)
 		if errors.Is(err, image.ErrNotPresent) {
 			return b.Pull(ctx, pinned, cfg.Image.Platform)
@@ -154,11 +182,55 @@ func (b *Builder) resolveImage(ctx context.Context, cfg *Config, lock *Lock, fro
 	// first run, or a ref the lock does not pin) the store's copy of the
 	// tag, from an earlier pull, will do.
 	if !update {
-		if img, err := b.Store.Lookup(cfg.Image.Ref); err == nil {
+		if img, err := b.Store.Lookup(ref); err == nil {
 			return img, nil
 		}
 	}
-	return b.Pull(ctx, cfg.Image.Ref, cfg.Image.Platform)
+	return b.Pull(ctx, ref, cfg.Image.Platform)
+}
+
+// imageSource is the source of cfg's image, a local path made absolute
+// against the directory of devbox.toml.
+func imageSource(cfg *Config) (image.Source, error) {
+	src, err := image.ParseSource(cfg.Image.Ref)
+	if err != nil {
+		return image.Source{}, err
+	}
+	return src.Abs(cfg.Dir())
+}
+
+// resolveLocalPinned returns the image of the local source ref if it is
+// still the one the lock pins: from the store when its record says so,
+// without reading the source, and otherwise from the source, which must
+// hold that digest now.
+func (b *Builder) resolveLocalPinned(ctx context.Context, cfg *Config, ref, digest string) (*image.Image, error) {
+	img, err := b.Store.Lookup(ref)
+	if err == nil && img.Digest.String() == digest {
+		return img, nil
+	}
+	if err != nil && !errors.Is(err, image.ErrNotPresent) {
+		return nil, err
+	}
+	if img, err = b.Pull(ctx, ref, cfg.Image.Platform); err != nil {
+		return nil, err
+	}
+	if img.Digest.String() != digest {
+		return nil, &ImageChangedError{Ref: cfg.Image.Ref, Locked: digest, Current: img.Digest.String()}
+	}
+	return img, nil
+}
+
+// ImageChangedError is a local image source whose content is no longer the
+// image devbox.lock pins.
+type ImageChangedError struct {
+	Ref     string // as devbox.toml writes it
+	Locked  string // the digest devbox.lock pins
+	Current string // the digest the source holds now
+}
+
+func (e *ImageChangedError) Error() string {
+	return fmt.Sprintf("image %s now holds %s, but %s pins %s: restore the file, or run 'devbox update' to pin the new image",
+		e.Ref, e.Current, LockFileName, e.Locked)
 }
 
 // newLock records what cfg resolved to, keeping the old lock's digests for
@@ -249,7 +321,10 @@ func (e *StepError) Error() string {
 
 // buildInSandbox runs script as root (with root emulation) on the layers
 // built so far, with the project mounted, and keeps what it changed as the
-// step's layer in tmp/layer.
+// step's layer in tmp/layer. Where the root filesystem is a flattened copy
+// (mounts.RootFSCopy), there is no upper layer to keep: the step runs on a
+// copy of everything so far, and that whole tree, its root marked opaque,
+// is the layer.
 func (b *Builder) buildInSandbox(ctx context.Context, e *Environment, st Step, tmp, script string) error {
 	upper, work, root := filepath.Join(tmp, "layer"), filepath.Join(tmp, "work"), filepath.Join(tmp, "root")
 	for _, d := range []string{upper, work, root} {
@@ -257,12 +332,22 @@ func (b *Builder) buildInSandbox(ctx context.Context, e *Environment, st Step, t
 			return err
 		}
 	}
+	view := mounts.View{
+		Layers: e.Layers, Upper: upper, Work: work, RootFS: e.RootFS, FuseHelper: e.FuseHelper,
+		WorkTree: e.Project.Dir, HostNetworkFiles: true,
+	}
+	if e.RootFS == mounts.RootFSCopy {
+		if err := mounts.Flatten(e.Layers, upper); err != nil {
+			return fmt.Errorf("step %s: %w", st.Name, err)
+		}
+		if err := unix.Setxattr(upper, "user.overlay.opaque", []byte("y"), 0); err != nil {
+			return fmt.Errorf("step %s: mark the snapshot opaque: %w", st.Name, err)
+		}
+		view.Flat = upper
+	}
 	spec := &rootless.Spec{
-		RootDir: root,
-		Mounts: mounts.Plan(mounts.View{
-			Layers: e.Layers, Upper: upper, Work: work,
-			WorkTree: e.Project.Dir, HostNetworkFiles: true,
-		}),
+		RootDir:  root,
+		Mounts:   mounts.Plan(view),
 		Hostname: "devbox",
 		Network:  rootless.NetworkHost,
 		Process: rootless.Process{

@@ -7,6 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+
+	"github.com/devboxhq/devbox/image"
+	"github.com/devboxhq/devbox/mounts"
 )
 
 // Dirs are the user's devbox directories, following the XDG base
@@ -90,3 +94,35 @@ func (p *Project) HomeDir() string { return filepath.Join(p.StateDir, "home") }
 // RootDir is the mount point of the root filesystem; it stays empty on the
 // host.
 func (p *Project) RootDir() string { return filepath.Join(p.StateDir, "root") }
+
+// flatCopy returns the project's flattened copy of layers, for sandboxes
+// whose root filesystem is a copy: it persists, like the writable layer,
+// until the layers change, when it is made again (and what sandboxes
+// changed in it is lost) or until 'devbox reset'.
+func (p *Project) flatCopy(layers []string) (string, error) {
+	dir := filepath.Join(p.StateDir, "flat")
+	marker := filepath.Join(p.StateDir, "flat.layers")
+	want := strings.Join(layers, "\n") + "\n"
+	if b, err := os.ReadFile(marker); err == nil && string(b) == want {
+		return dir, nil
+	}
+	if err := image.RemoveAll(dir); err != nil {
+		return "", err
+	}
+	os.Remove(marker)
+	tmp := dir + ".tmp"
+	if err := image.RemoveAll(tmp); err != nil {
+		return "", err
+	}
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		return "", err
+	}
+	if err := mounts.Flatten(layers, tmp); err != nil {
+		image.RemoveAll(tmp)
+		return "", fmt.Errorf("flatten the layers: %w", err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return "", err
+	}
+	return dir, os.WriteFile(marker, []byte(want), 0o600)
+}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/devboxhq/devbox/image"
 	"github.com/devboxhq/devbox/mounts"
 	"github.com/devboxhq/devbox/rootless"
 	"github.com/devboxhq/devbox/rootless/network"
@@ -53,6 +54,9 @@ type Invocation struct {
 	// Root runs the command as root inside (still the user outside), with
 	// root emulation so that package managers work.
 	Root bool
+	// Ephemeral gives the sandbox a throwaway writable layer: nothing it
+	// changes outside the work tree and home outlives it.
+	Ephemeral bool
 	// Terminal and TerminalOutput: see rootless.Process.
 	Terminal, TerminalOutput bool
 	Rows, Cols               uint16
@@ -83,30 +87,29 @@ func hostIntegration(u User) ([]mounts.Mount, string) {
 	return append(ms, mounts.Mount{Type: mounts.Bind, Source: sock, Target: agentSocketTarget}), agentSocketTarget
 }
 
-// SandboxSpec describes the sandbox that runs inv in e.
-func SandboxSpec(e *Environment, u User, inv Invocation) (*rootless.Spec, error) {
+// SandboxSpec describes the sandbox that runs inv in e. The caller runs
+// cleanup once the sandbox has ended.
+func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, cleanup func(), err error) {
 	cfg := e.Config
 	if inv.Root {
 		u = User{Name: "root", Home: "/root"}
 	}
 	network, err := networkMode(cfg)
 	if err != nil {
-		return nil, err
-	}
-	view := mounts.View{
-		Layers:           e.Layers,
-		Upper:            e.Project.UpperDir(),
-		Work:             e.Project.WorkDir(),
-		WorkTree:         e.Project.Dir,
-		WorkTreeTarget:   cfg.Shell.Workdir,
-		Home:             e.Project.HomeDir(),
-		HomeTarget:       u.Home,
-		HostNetworkFiles: network == rootless.NetworkHost,
+		return nil, nil, err
 	}
 	userMounts, err := configMounts(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	view, cleanup, err := rootView(e, inv.Ephemeral)
+	if err != nil {
+		return nil, nil, err
+	}
+	view.WorkTree = e.Project.Dir
+	view.WorkTreeTarget = cfg.Shell.Workdir
+	view.Home, view.HomeTarget = e.Project.HomeDir(), u.Home
+	view.HostNetworkFiles = network == rootless.NetworkHost
 	var agent []mounts.Mount
 	agent, inv.agentSocket = hostIntegration(u)
 	view.Extra = append(agent, userMounts...)
@@ -141,7 +144,44 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (*rootless.Spec, error)
 			Rows:           inv.Rows,
 			Cols:           inv.Cols,
 		},
-	}, nil
+	}, cleanup, nil
+}
+
+// rootView is the root filesystem part of a sandbox's view: the layers
+// under the project's writable layer, or with ephemeral under a throwaway
+// one; where the root filesystem is a flattened copy, the project's copy
+// (made again when the layers change) or a throwaway copy.
+func rootView(e *Environment, ephemeral bool) (mounts.View, func(), error) {
+	view := mounts.View{Layers: e.Layers, RootFS: e.RootFS, FuseHelper: e.FuseHelper,
+		Upper: e.Project.UpperDir(), Work: e.Project.WorkDir()}
+	nothing := func() {}
+	if ephemeral {
+		tmp, err := os.MkdirTemp(e.Project.StateDir, ".tmp-ephemeral-")
+		if err != nil {
+			return view, nil, err
+		}
+		cleanup := func() { image.RemoveAll(tmp) }
+		view.Upper, view.Work, view.Flat = filepath.Join(tmp, "upper"), filepath.Join(tmp, "work"), filepath.Join(tmp, "flat")
+		for _, d := range []string{view.Upper, view.Work, view.Flat} {
+			if err := os.Mkdir(d, 0o755); err != nil {
+				cleanup()
+				return view, nil, err
+			}
+		}
+		if e.RootFS == mounts.RootFSCopy {
+			if err := mounts.Flatten(e.Layers, view.Flat); err != nil {
+				cleanup()
+				return view, nil, err
+			}
+		}
+		return view, cleanup, nil
+	}
+	if e.RootFS != mounts.RootFSCopy {
+		return view, nothing, nil
+	}
+	flat, err := e.Project.flatCopy(e.Layers)
+	view.Flat = flat
+	return view, nothing, err
 }
 
 // networkMode maps [network] mode to the sandbox's.

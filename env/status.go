@@ -10,6 +10,7 @@ import (
 
 	"github.com/devboxhq/devbox/image"
 	"github.com/devboxhq/devbox/internal/fsutil"
+	"github.com/devboxhq/devbox/mounts"
 )
 
 // Status describes a project's environment as it is on disk, without
@@ -55,12 +56,16 @@ type LayerStatus struct {
 	Size int64  `json:"size"`
 }
 
-// RootFSMode says how sandboxes mount their root filesystem.
-const RootFSMode = "overlayfs (kernel, in the user namespace, userxattr)"
+// rootFSDescriptions say how sandboxes make their root filesystem.
+var rootFSDescriptions = map[mounts.RootFS]string{
+	mounts.RootFSOverlay: "overlay: kernel overlayfs in the user namespace (userxattr)",
+	mounts.RootFSFuse:    "fuse-overlayfs: the kernel refuses overlayfs to a user namespace here",
+	mounts.RootFSCopy:    "copy: a flattened copy of the layers (neither overlayfs nor fuse-overlayfs works here)",
+}
 
 // Inspect reports the state of cfg's environment from the store and the
 // lock alone: no network, no building.
-func Inspect(cfg *Config, dirs Dirs, store *image.Store) (*Status, error) {
+func Inspect(cfg *Config, dirs Dirs, store *image.Store, rootfs mounts.RootFS) (*Status, error) {
 	start := time.Now()
 	lock, err := ReadLock(filepath.Join(cfg.Dir(), LockFileName))
 	if err != nil {
@@ -72,7 +77,7 @@ func Inspect(cfg *Config, dirs Dirs, store *image.Store) (*Status, error) {
 	}
 	st := &Status{
 		Project: cfg.Dir(), Config: cfg.Path, Lock: "missing", StateDir: project.StateDir,
-		RootFS: RootFSMode, Network: orDefault(cfg.Network.Mode, "host"), Userns: orDefault(cfg.Sandbox.Userns, "single"),
+		RootFS: rootFSDescriptions[rootfs], Network: orDefault(cfg.Network.Mode, "host"), Userns: orDefault(cfg.Sandbox.Userns, "single"),
 		Image:    ImageStatus{Ref: cfg.Image.Ref, Platform: hostPlatform(cfg)},
 		Writable: LayerStatus{Path: project.UpperDir(), Size: fsutil.TreeSize(project.UpperDir())},
 	}
@@ -105,7 +110,7 @@ func Inspect(cfg *Config, dirs Dirs, store *image.Store) (*Status, error) {
 			shas[i] = lock.archiveSHA256(a.StepName(), a.URL)
 		}
 	}
-	for _, s := range planSteps(cfg, img, shas) {
+	for _, s := range planSteps(cfg, img, shas, rootfs) {
 		ss := StepStatus{Name: s.Name, Key: s.Key}
 		if fi, err := os.Stat(StepDir(dirs, s.Key)); err == nil {
 			ss.Built, ss.When, ss.Size = true, fi.ModTime(), fsutil.TreeSize(StepDir(dirs, s.Key))
@@ -135,6 +140,10 @@ func (p *Project) Reset(home bool) error {
 		return err
 	}
 	defer release()
+	os.Remove(filepath.Join(p.StateDir, "flat.layers"))
+	if err := image.RemoveAll(filepath.Join(p.StateDir, "flat")); err != nil {
+		return err
+	}
 	dirs := []string{p.UpperDir(), p.WorkDir()}
 	if home {
 		dirs = append(dirs, p.HomeDir())

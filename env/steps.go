@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/devboxhq/devbox/image"
+	"github.com/devboxhq/devbox/mounts"
 )
 
 // stepFormat changes when the way a step is built changes, so that layers
@@ -43,10 +44,15 @@ type Step struct {
 }
 
 // planSteps lists the steps of cfg on img, each keyed on everything before
-// it. archiveSHA gives the sha256 of each archive, in order.
-func planSteps(cfg *Config, img *image.Image, archiveSHA []string) []Step {
+// it. archiveSHA gives the sha256 of each archive, in order. Steps built on
+// a flattened copy are whole-tree snapshots, not diffs, and get keys of
+// their own.
+func planSteps(cfg *Config, img *image.Image, archiveSHA []string, rootfs mounts.RootFS) []Step {
 	var steps []Step
 	prev := img.Digest.String()
+	if rootfs == mounts.RootFSCopy {
+		prev += " snapshot"
+	}
 	add := func(s Step, content any) {
 		b, err := json.Marshal(content)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/devboxhq/devbox/image"
+	"github.com/devboxhq/devbox/mounts"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
@@ -37,7 +38,7 @@ func baseConfig() *Config {
 // TestStepKeys: a step's key changes exactly when it or anything before it
 // changes, so editing a later step reuses the earlier layers.
 func TestStepKeys(t *testing.T) {
-	base := planSteps(baseConfig(), testImage(t, digestA), []string{"s1"})
+	base := planSteps(baseConfig(), testImage(t, digestA), []string{"s1"}, mounts.RootFSOverlay)
 	if len(base) != 3 || base[0].Kind != StepPackages || base[1].Kind != StepArchive || base[2].Kind != StepSetup {
 		t.Fatalf("steps = %+v", base)
 	}
@@ -61,13 +62,23 @@ func TestStepKeys(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := baseConfig()
 			tt.modify(cfg)
-			steps := planSteps(cfg, testImage(t, tt.digest), []string{tt.sha})
+			steps := planSteps(cfg, testImage(t, tt.digest), []string{tt.sha}, mounts.RootFSOverlay)
 			for i, want := range tt.changed {
 				if got := steps[i].Key != base[i].Key; got != want {
 					t.Errorf("step %s: key changed = %v, want %v", steps[i].Name, got, want)
 				}
 			}
 		})
+	}
+}
+
+func TestStepKeysOfSnapshots(t *testing.T) {
+	overlay := planSteps(baseConfig(), testImage(t, digestA), []string{"s1"}, mounts.RootFSOverlay)
+	snapshot := planSteps(baseConfig(), testImage(t, digestA), []string{"s1"}, mounts.RootFSCopy)
+	for i := range overlay {
+		if overlay[i].Key == snapshot[i].Key {
+			t.Errorf("step %s: a snapshot layer shares its key with a diff layer", overlay[i].Name)
+		}
 	}
 }
 

@@ -28,7 +28,7 @@ func (c *Config) validate() error {
 	if strings.TrimSpace(c.Image.Ref) == "" {
 		return &schemaError{Key: []string{"image", "ref"}, Msg: `is required: name the base image, e.g. ref = "debian:bookworm"`, missing: true}
 	}
-	if _, err := image.ParseReference(c.Image.Ref); err != nil {
+	if _, err := image.ParseSource(c.Image.Ref); err != nil {
 		return bad(err.Error(), "image", "ref")
 	}
 	if p := c.Image.Platform; p != "" {

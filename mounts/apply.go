@@ -1,12 +1,15 @@
 package mounts
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
@@ -43,10 +46,10 @@ func (e *MountError) Unwrap() error { return e.Err }
 // the resolved handle, so nothing can swap the path between the check and
 // the mount.
 func Apply(root string, plan []Mount) error {
-	if len(plan) == 0 || plan[0].Type != Overlay || plan[0].Target != "/" {
-		return errors.New("mounts: a plan must start with the root overlay")
+	if len(plan) == 0 || plan[0].Target != "/" {
+		return errors.New("mounts: a plan must start with the root filesystem")
 	}
-	if err := mountOverlay(root, plan[0]); err != nil {
+	if err := mountRoot(root, plan[0]); err != nil {
 		return err
 	}
 	rootDir, err := os.OpenFile(root, unix.O_PATH|unix.O_DIRECTORY, 0)
@@ -182,6 +185,56 @@ func symlinkInRoot(root *os.File, content, target string) error {
 	err = unix.Symlinkat(content, int(parent.Fd()), filepath.Base(target))
 	if err != nil && !errors.Is(err, unix.EEXIST) {
 		return err
+	}
+	return nil
+}
+
+// mountRoot mounts the root filesystem m at root: an overlay, by the
+// kernel or by fuse-overlayfs, or a bind mount of a flattened copy.
+func mountRoot(root string, m Mount) error {
+	switch {
+	case m.Type == Bind:
+		if err := unix.Mount(m.Source, root, "", unix.MS_BIND, ""); err != nil {
+			return &MountError{Op: "mount", Type: Bind, Source: m.Source, Target: "/", Err: err}
+		}
+		return nil
+	case m.Type == Overlay && m.Helper != "":
+		return mountFuseOverlay(root, m)
+	case m.Type == Overlay:
+		return mountOverlay(root, m)
+	}
+	return &MountError{Op: "mount", Type: m.Type, Target: "/", Err: errors.New("not a root filesystem type")}
+}
+
+// mountFuseOverlay mounts a FUSE filesystem at root itself, on a /dev/fuse
+// descriptor, and hands that descriptor to fuse-overlayfs to serve. The
+// daemon runs in a mount namespace of its own: left in the sandbox's, it
+// would be moved by pivot_root onto its own filesystem and deadlock
+// resolving its own paths through itself.
+func mountFuseOverlay(root string, m Mount) error {
+	fail := func(err error) error {
+		return &MountError{Op: "mount", Type: Overlay, Source: m.Helper, Target: "/", Err: err}
+	}
+	lower := make([]string, len(m.Lower))
+	for i := range m.Lower {
+		lower[len(m.Lower)-1-i] = m.Lower[i]
+	}
+	fuse, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
+	if err != nil {
+		return fail(err)
+	}
+	defer fuse.Close()
+	data := fmt.Sprintf("fd=%d,rootmode=40000,user_id=0,group_id=0,allow_other,default_permissions", fuse.Fd())
+	if err := unix.Mount("fuse-overlayfs", root, "fuse", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
+		return fail(err)
+	}
+	opts := "lowerdir=" + strings.Join(lower, ":") + ",upperdir=" + m.Upper + ",workdir=" + m.Work
+	cmd := exec.Command(m.Helper, "-o", opts, "/dev/fd/3")
+	cmd.ExtraFiles = []*os.File{fuse}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		unix.Unmount(root, unix.MNT_DETACH)
+		return fail(fmt.Errorf("%v: %s", err, bytes.TrimSpace(out)))
 	}
 	return nil
 }

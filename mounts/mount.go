@@ -46,7 +46,25 @@ type Mount struct {
 	// directory, on the same filesystem.
 	Upper string `json:"upper,omitempty"`
 	Work  string `json:"work,omitempty"`
+	// Helper is the fuse-overlayfs binary that mounts an Overlay in
+	// RootFSFuse mode.
+	Helper string `json:"helper,omitempty"`
 }
+
+// RootFS is how a sandbox's root filesystem is made.
+type RootFS string
+
+const (
+	// RootFSOverlay is kernel overlayfs mounted inside the user namespace
+	// (Linux 5.11+): the layers are shared and nothing is copied.
+	RootFSOverlay RootFS = "overlay"
+	// RootFSFuse is fuse-overlayfs: the same layers and writable layer,
+	// through FUSE, where the kernel refuses overlayfs to a user namespace.
+	RootFSFuse RootFS = "fuse-overlayfs"
+	// RootFSCopy flattens the layers into one writable copy (see Flatten):
+	// the last resort, slow to prepare and heavy on disk.
+	RootFSCopy RootFS = "copy"
+)
 
 // View describes what a sandbox should see; Plan turns it into mounts.
 type View struct {
@@ -54,6 +72,13 @@ type View struct {
 	Layers []string
 	// Upper and Work hold the root filesystem's writable layer.
 	Upper, Work string
+	// RootFS selects how the layers become the root filesystem; empty means
+	// RootFSOverlay. With RootFSCopy, Flat is the flattened copy (Layers,
+	// Upper and Work are unused); with RootFSFuse, FuseHelper is the
+	// fuse-overlayfs binary.
+	RootFS     RootFS
+	Flat       string
+	FuseHelper string
 	// WorkTree is the host directory of the project, mounted read-write at
 	// WorkTreeTarget, or at the same path inside when that is empty.
 	WorkTree, WorkTreeTarget string
@@ -73,8 +98,15 @@ var devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
 // Plan returns the mount table for v, in the order it must be applied: the
 // root first, then each mount after the mounts it lies beneath.
 func Plan(v View) []Mount {
+	root := Mount{Type: Overlay, Target: "/", Lower: v.Layers, Upper: v.Upper, Work: v.Work}
+	switch v.RootFS {
+	case RootFSCopy:
+		root = Mount{Type: Bind, Source: v.Flat, Target: "/"}
+	case RootFSFuse:
+		root.Helper = v.FuseHelper
+	}
 	ms := []Mount{
-		{Type: Overlay, Target: "/", Lower: v.Layers, Upper: v.Upper, Work: v.Work},
+		root,
 		{Type: Proc, Target: "/proc"},
 		{Type: Bind, Source: "/sys", Target: "/sys", Recursive: true, ReadOnly: true},
 		{Type: Tmpfs, Target: "/dev", Data: "mode=755,size=65536k"},

@@ -2,6 +2,7 @@ package rootless
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/devboxhq/devbox/mounts"
 	"golang.org/x/sys/unix"
 )
 
@@ -30,9 +32,11 @@ type Check struct {
 // Doctor runs every preflight check. scratch is an empty directory on the
 // filesystem of the store, for the overlay and xattr probes.
 func Doctor(scratch string) []Check {
+	fuse, _ := checkFuseOverlay(filepath.Join(scratch, "fuse"))
 	return []Check{
 		checkUserns(),
-		checkOverlay(scratch),
+		checkOverlay(filepath.Join(scratch, "kernel")),
+		fuse,
 		checkUserXattr(scratch),
 		checkSubuid(),
 		checkBinary("slirp4netns", false, `network mode "isolated"`, "apt-get install slirp4netns"),
@@ -45,11 +49,7 @@ func checkUserns() Check {
 	c := Check{Name: "user namespaces", Required: true}
 	cmd := exec.Command("/proc/self/exe")
 	cmd.Env = []string{initEnv + "=" + probeUserns}
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags:  unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID,
-		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
-		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}},
-	}
+	cmd.SysProcAttr = probeAttr()
 	out, err := cmd.CombinedOutput()
 	if err == nil {
 		c.OK, c.Detail = true, "an unprivileged user can create them"
@@ -72,28 +72,21 @@ func checkUserns() Check {
 // checkOverlay mounts an overlay inside a user namespace, with userxattr,
 // as every sandbox's root filesystem is, and makes a whiteout in it.
 func checkOverlay(scratch string) Check {
-	c := Check{Name: "overlayfs in a user namespace", Required: true}
-	for _, d := range []string{"lower", "upper", "work", "merged"} {
-		if err := os.MkdirAll(filepath.Join(scratch, d), 0o755); err != nil {
-			c.Detail = err.Error()
-			return c
-		}
+	c := Check{Name: "overlayfs in a user namespace"}
+	if err := probeDirs(scratch); err != nil {
+		c.Detail = err.Error()
+		return c
 	}
-	os.WriteFile(filepath.Join(scratch, "lower", "gone"), nil, 0o644)
 	cmd := exec.Command("/proc/self/exe", scratch)
 	cmd.Env = []string{initEnv + "=" + probeOverlay}
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags:  unix.CLONE_NEWUSER | unix.CLONE_NEWNS,
-		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
-		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}},
-	}
+	cmd.SysProcAttr = probeAttr()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		c.Detail = strings.TrimSpace(fmt.Sprintf("%v %s", err, out))
-		c.Fix = "unprivileged overlayfs needs Linux 5.11 or newer (this is " + kernelRelease() + ") and a store on a filesystem overlayfs accepts as upper layer (ext4, xfs, btrfs, tmpfs)"
+		c.Fix = "unprivileged overlayfs needs Linux 5.11 or newer (this is " + KernelRelease() + ") and a store on a filesystem overlayfs accepts as upper layer (ext4, xfs, btrfs, tmpfs); until then devbox falls back to fuse-overlayfs, or to a flattened copy of the layers (slower to prepare, more disk)"
 		return c
 	}
-	c.OK, c.Detail = true, "kernel overlayfs with userxattr works on the store's filesystem (Linux "+kernelRelease()+")"
+	c.OK, c.Detail = true, "kernel overlayfs with userxattr works on the store's filesystem (Linux "+KernelRelease()+")"
 	return c
 }
 
@@ -191,17 +184,87 @@ func SubIDRange(file, name, uid string) (start, count int, err error) {
 const (
 	probeUserns  = "probe-userns"
 	probeOverlay = "probe-overlay"
+	probeFuse    = "probe-fuse"
 )
+
+// ProbeRootFS finds the best way to make root filesystems on this machine,
+// in scratch (an empty directory on the store's filesystem): kernel
+// overlayfs in a user namespace, else fuse-overlayfs, else a flattened
+// copy. It returns the mode and, for fuse-overlayfs, the helper's path.
+func ProbeRootFS(scratch string) (mounts.RootFS, string) {
+	if checkOverlay(filepath.Join(scratch, "kernel")).OK {
+		return mounts.RootFSOverlay, ""
+	}
+	if c, helper := checkFuseOverlay(filepath.Join(scratch, "fuse")); c.OK {
+		return mounts.RootFSFuse, helper
+	}
+	return mounts.RootFSCopy, ""
+}
+
+// checkFuseOverlay mounts fuse-overlayfs inside a user namespace.
+func checkFuseOverlay(scratch string) (Check, string) {
+	c := Check{Name: "fuse-overlayfs (fallback root filesystem)"}
+	helper, err := exec.LookPath("fuse-overlayfs")
+	if err != nil {
+		c.Detail, c.Fix = "not installed", "apt-get install fuse-overlayfs"
+		return c, ""
+	}
+	if err := probeDirs(scratch); err != nil {
+		c.Detail = err.Error()
+		return c, ""
+	}
+	cmd := exec.Command("/proc/self/exe", scratch, helper)
+	cmd.Env = []string{initEnv + "=" + probeFuse}
+	cmd.SysProcAttr = probeAttr()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		c.Detail = strings.TrimSpace(fmt.Sprintf("%v %s", err, out))
+		c.Fix = "fuse-overlayfs needs a /dev/fuse the user can open (sudo chmod 0666 /dev/fuse) and Linux 4.18 or newer"
+		return c, ""
+	}
+	c.OK, c.Detail = true, helper+" mounts in a user namespace"
+	return c, helper
+}
+
+// probeDirs makes the directories of an overlay probe in scratch.
+func probeDirs(scratch string) error {
+	for _, d := range []string{"lower", "upper", "work", "merged"} {
+		if err := os.MkdirAll(filepath.Join(scratch, d), 0o755); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(filepath.Join(scratch, "lower", "gone"), nil, 0o644)
+}
+
+// probeAttr is a probe's user and mount namespaces, with the user as root.
+func probeAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{
+		Cloneflags:  unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}},
+		Pdeathsig:   unix.SIGKILL,
+	}
+}
 
 // runProbe is the child side of a probe; it returns the exit status.
 func runProbe(kind string) int {
 	switch kind {
 	case probeUserns:
 		return 0
-	case probeOverlay:
+	case probeOverlay, probeFuse:
 		dir := os.Args[1]
-		data := fmt.Sprintf("lowerdir=%s/lower,upperdir=%s/upper,workdir=%s/work,userxattr", dir, dir, dir)
-		if err := unix.Mount("overlay", dir+"/merged", "overlay", 0, data); err != nil {
+		data := fmt.Sprintf("lowerdir=%s/lower,upperdir=%s/upper,workdir=%s/work", dir, dir, dir)
+		var err error
+		if kind == probeOverlay {
+			err = unix.Mount("overlay", dir+"/merged", "overlay", 0, data+",userxattr")
+		} else {
+			var out []byte
+			out, err = exec.Command(os.Args[2], "-o", data, dir+"/merged").CombinedOutput()
+			if err != nil {
+				err = fmt.Errorf("%v: %s", err, bytes.TrimSpace(out))
+			}
+		}
+		if err != nil {
 			fmt.Fprintf(os.Stderr, "mount overlay: %v\n", err)
 			return 1
 		}
@@ -236,7 +299,8 @@ func fileExists(path string) bool {
 	return err == nil
 }
 
-func kernelRelease() string {
+// KernelRelease is the running kernel's release, as uname -r prints it.
+func KernelRelease() string {
 	var u unix.Utsname
 	if unix.Uname(&u) != nil {
 		return "unknown"

@@ -19,6 +19,7 @@ import (
 	"github.com/devboxhq/devbox/rootless/network"
 	"github.com/devboxhq/devbox/rootless/network/none"
 	"github.com/devboxhq/devbox/rootless/network/slirp4netns"
+	"golang.org/x/sys/unix"
 )
 
 // The sandbox's pid 1 is the test binary itself, re-executed by Run.
@@ -416,6 +417,75 @@ func TestIDRanges(t *testing.T) {
 				seen[r.Host+i] = true
 			}
 		}
+	}
+}
+
+// TestRootFSModes: the same layers (a whiteout, an opaque directory) give
+// the same view through kernel overlayfs, fuse-overlayfs and a flattened
+// copy, and writes land in the writable layer or copy, not in the layers.
+func TestRootFSModes(t *testing.T) {
+	base := busyboxLayer(t)
+	os.Chmod(base, 0o755)
+	for _, p := range []string{"data/gone", "data/kept", "opq/old"} {
+		os.MkdirAll(filepath.Join(base, filepath.Dir(p)), 0o755)
+		os.WriteFile(filepath.Join(base, p), []byte(p), 0o644)
+	}
+	top := t.TempDir()
+	os.Chmod(top, 0o755)
+	os.MkdirAll(filepath.Join(top, "data"), 0o755)
+	if err := unix.Mknod(filepath.Join(top, "data", "gone"), unix.S_IFCHR, 0); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(top, "opq"), 0o755)
+	if err := unix.Setxattr(filepath.Join(top, "opq"), "user.overlay.opaque", []byte("y"), 0); err != nil {
+		t.Skipf("no user xattrs: %v", err)
+	}
+	os.WriteFile(filepath.Join(top, "opq", "new"), []byte("new"), 0o644)
+	layers := []string{base, top}
+
+	fuse, fuseErr := exec.LookPath("fuse-overlayfs")
+	if fuseErr == nil {
+		var f *os.File
+		if f, fuseErr = os.OpenFile("/dev/fuse", os.O_RDWR, 0); fuseErr == nil {
+			f.Close()
+		}
+	}
+	for _, mode := range []mounts.RootFS{mounts.RootFSOverlay, mounts.RootFSFuse, mounts.RootFSCopy} {
+		t.Run(string(mode), func(t *testing.T) {
+			if mode == mounts.RootFSFuse && fuseErr != nil {
+				if os.Getenv("DEVBOX_TEST_REQUIRE_FUSE") == "1" {
+					t.Fatalf("fuse-overlayfs cannot run here: %v", fuseErr)
+				}
+				t.Skipf("fuse-overlayfs cannot run here (%v); DEVBOX_TEST_REQUIRE_FUSE=1 makes this fail", fuseErr)
+			}
+			spec := sandbox(t, layers, "sh", "-c", "ls /data /opq; echo x > /written")
+			v := mounts.View{Layers: layers, RootFS: mode, FuseHelper: fuse,
+				Upper: spec.Mounts[0].Upper, Work: spec.Mounts[0].Work, WorkTree: spec.Process.Cwd}
+			if mode == mounts.RootFSCopy {
+				v.Flat = t.TempDir()
+				os.Chmod(v.Flat, 0o755)
+				if err := mounts.Flatten(layers, v.Flat); err != nil {
+					t.Fatal(err)
+				}
+			}
+			spec.Mounts = mounts.Plan(v)
+			code, out, stderr := run(t, spec)
+			if code != 0 || strings.Join(strings.Fields(out), " ") != "/data: kept /opq: new" {
+				t.Errorf("status %d, view %q (stderr %q); want /data: kept /opq: new", code, out, stderr)
+			}
+			written := filepath.Join(v.Upper, "written")
+			if mode == mounts.RootFSCopy {
+				written = filepath.Join(v.Flat, "written")
+			}
+			if _, err := os.Stat(written); err != nil {
+				t.Errorf("the write did not land in the writable layer: %v", err)
+			}
+			for _, l := range layers {
+				if _, err := os.Stat(filepath.Join(l, "written")); err == nil {
+					t.Errorf("the write landed in a shared layer")
+				}
+			}
+		})
 	}
 }
 

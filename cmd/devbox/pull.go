@@ -49,6 +49,7 @@ shared between images are stored once.`,
 
 func pullRun(cmd *cobra.Command, opts *PullOptions) error {
 	ref, platform := opts.Ref, opts.Platform
+	var extra []image.Option
 	if ref == "" {
 		cfg, err := opts.F.Config()
 		if err != nil {
@@ -58,23 +59,30 @@ func pullRun(cmd *cobra.Command, opts *PullOptions) error {
 		if platform == "" {
 			platform = cfg.Image.Platform
 		}
+		// A local source in devbox.toml is relative to its directory; one
+		// on the command line, to the working directory (the default).
+		extra = append(extra, image.WithBaseDir(cfg.Dir()))
 	}
 	store, err := opts.F.Store()
 	if err != nil {
 		return err
 	}
-	_, err = pull(cmd.Context(), opts.F, store, ref, platform)
+	_, err = pull(cmd.Context(), opts.F, store, ref, platform, extra...)
 	return err
 }
 
 // pull fetches ref into store, reporting progress on stderr.
-func pull(ctx context.Context, f *Factory, store *image.Store, ref, platform string) (*image.Image, error) {
+func pull(ctx context.Context, f *Factory, store *image.Store, ref, platform string, extra ...image.Option) (*image.Image, error) {
+	opts, err := f.PullOptions()
+	if err != nil {
+		return nil, err
+	}
 	log := f.IO.Logger()
 	log.Info("pulling " + ref)
 	start := time.Now()
 	p := &pullProgress{w: f.IO.ErrOut, quiet: f.IO.Quiet}
-	opts := append(f.PullOptions(), image.WithPlatform(platform), image.WithProgress(p.event))
-	img, err := store.Pull(ctx, ref, opts...)
+	opts = append(opts, image.WithPlatform(platform), image.WithProgress(p.event))
+	img, err := store.Pull(ctx, ref, append(opts, extra...)...)
 	if err != nil {
 		return nil, err
 	}

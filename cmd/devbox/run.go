@@ -16,6 +16,8 @@ type RunOptions struct {
 	// Dash is true when the command came after "--": it is never a script.
 	Dash   bool
 	Frozen bool
+	// Ephemeral throws the sandbox's writable layer away afterwards.
+	Ephemeral bool
 }
 
 // NewCmdRun wires 'devbox run'; runF replaces the work in tests.
@@ -58,6 +60,7 @@ come from the host's environment.`,
 		},
 	}
 	cmd.Flags().SetInterspersed(false)
+	cmd.Flags().BoolVar(&opts.Ephemeral, "ephemeral", false, "use a throwaway writable layer: what the command changes outside the work tree and home is gone afterwards")
 	cmd.Flags().BoolVar(&opts.Frozen, "frozen", false, "fail instead of changing devbox.lock: it must exist and pin everything devbox.toml names (for CI)")
 	cmd.Flags().BoolVar(&opts.Root, "root", false, "run as root inside the sandbox (still you outside), e.g. to install packages; changes persist in the project's writable layer until 'devbox reset'")
 	return cmd
@@ -65,7 +68,7 @@ come from the host's environment.`,
 
 func runRun(cmd *cobra.Command, opts *RunOptions) error {
 	return runInSandbox(cmd.Context(), opts.F, sandboxRequest{
-		Args: opts.Args, Script: !opts.Dash, Root: opts.Root,
+		Args: opts.Args, Script: !opts.Dash, Root: opts.Root, Ephemeral: opts.Ephemeral,
 		Prepare: env.PrepareOptions{Frozen: opts.Frozen},
 	})
 }

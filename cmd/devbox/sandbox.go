@@ -23,6 +23,8 @@ type sandboxRequest struct {
 	Script bool
 	// Root runs the command as root inside.
 	Root bool
+	// Ephemeral gives the sandbox a throwaway writable layer.
+	Ephemeral bool
 	// Prepare controls the lock file and the cache.
 	Prepare env.PrepareOptions
 }
@@ -37,10 +39,16 @@ func builder(ctx context.Context, f *Factory) (*env.Builder, error) {
 	if err != nil {
 		return nil, err
 	}
+	mode, helper, err := rootFS(dirs.Data)
+	if err != nil {
+		return nil, err
+	}
 	log := f.IO.Logger()
 	return &env.Builder{
-		Dirs:  dirs,
-		Store: store,
+		Dirs:       dirs,
+		Store:      store,
+		RootFS:     mode,
+		FuseHelper: helper,
 		Pull: func(ctx context.Context, ref, platform string) (*image.Image, error) {
 			return pull(ctx, f, store, ref, platform)
 		},
@@ -97,7 +105,7 @@ func runInSandbox(ctx context.Context, f *Factory, req sandboxRequest) error {
 	if err != nil {
 		return err
 	}
-	inv := env.Invocation{Args: args, Cwd: wd, Root: req.Root}
+	inv := env.Invocation{Args: args, Cwd: wd, Root: req.Root, Ephemeral: req.Ephemeral}
 	if IsTerminal(f.IO.In) {
 		inv.Terminal = true
 		inv.TerminalOutput = IsTerminal(f.IO.OutFile)
@@ -105,10 +113,11 @@ func runInSandbox(ctx context.Context, f *Factory, req sandboxRequest) error {
 			inv.Rows, inv.Cols = ws.Row, ws.Col
 		}
 	}
-	spec, err := env.SandboxSpec(e, env.CurrentUser(), inv)
+	spec, cleanup, err := env.SandboxSpec(e, env.CurrentUser(), inv)
 	if err != nil {
 		return err
 	}
+	defer cleanup()
 	release, err := e.Running()
 	if err != nil {
 		return err

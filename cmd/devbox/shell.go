@@ -11,6 +11,8 @@ type ShellOptions struct {
 	// Root opens the shell as root inside the sandbox.
 	Root   bool
 	Frozen bool
+	// Ephemeral throws the sandbox's writable layer away afterwards.
+	Ephemeral bool
 }
 
 // NewCmdShell wires 'devbox shell'; runF replaces the work in tests.
@@ -33,10 +35,11 @@ devbox exits with the shell's status.`,
 		},
 	}
 	cmd.Flags().BoolVar(&opts.Root, "root", false, "open the shell as root inside the sandbox (still you outside)")
+	cmd.Flags().BoolVar(&opts.Ephemeral, "ephemeral", false, "use a throwaway writable layer: what the command changes outside the work tree and home is gone afterwards")
 	cmd.Flags().BoolVar(&opts.Frozen, "frozen", false, "fail instead of changing devbox.lock")
 	return cmd
 }
 
 func shellRun(cmd *cobra.Command, opts *ShellOptions) error {
-	return runInSandbox(cmd.Context(), opts.F, sandboxRequest{Root: opts.Root, Prepare: env.PrepareOptions{Frozen: opts.Frozen}})
+	return runInSandbox(cmd.Context(), opts.F, sandboxRequest{Root: opts.Root, Ephemeral: opts.Ephemeral, Prepare: env.PrepareOptions{Frozen: opts.Frozen}})
 }

@@ -50,7 +50,11 @@ func statusRun(opts *StatusOptions) error {
 	if err != nil {
 		return err
 	}
-	st, err := env.Inspect(cfg, dirs, store)
+	mode, _, err := rootFS(dirs.Data)
+	if err != nil {
+		return err
+	}
+	st, err := env.Inspect(cfg, dirs, store, mode)
 	if err != nil {
 		return err
 	}
