@@ -117,7 +117,7 @@ func (l ApplyLimits) withDefaults() ApplyLimits {
 //     against the header before any byte is written, so a sparse or truncated
 //     entry that claims terabytes fails at once);
 //   - a root entry ("/", ".", "./") that is not a directory;
-//   - a hardlink to the root, to a directory or to a device;
+//   - a hardlink to the root, or to anything but a regular file or symlink;
 //   - ".wh.", ".wh..", ".wh..." and directories named ".wh.*";
 //   - xattrs in the "user.overlay." namespace, which would forge overlayfs
 //     metadata (a hidden opaque directory or redirect) from a tar entry;
@@ -129,8 +129,8 @@ func (l ApplyLimits) withDefaults() ApplyLimits {
 // A hardlink whose target does not exist (yet) in this layer, an empty
 // symlink target and an unknown entry type are errors too, without
 // ErrUnsafeEntry. A tar stream that ends without an end-of-archive marker,
-// after a complete entry, is accepted, as archive/tar does; one cut inside an
-// entry is an error.
+// after a complete entry, is accepted, as archive/tar does; one cut inside a
+// header or inside file content is an error.
 //
 // ApplyTar deliberately drops, without error:
 //   - ownership: it never chowns; everything belongs to whoever runs devbox;
@@ -179,6 +179,7 @@ func ApplyTar(dir string, r io.Reader, lim ApplyLimits) (ApplyStats, error) {
 		buf:    make([]byte, applyBufSize),
 		dirs:   make(map[string]applyDirMeta),
 	}
+	defer a.closeParent()
 	err = a.applyStream(r)
 	return a.stats, err
 }
@@ -190,6 +191,15 @@ type applier struct {
 	lim    ApplyLimits
 	stats  ApplyStats
 	buf    []byte // the reused copy buffer
+	// parent is the handle of the last parent directory, parentName its
+	// name in the layer. Layers list a directory's entries together, and
+	// resolving the same parent again for each of them is most of the cost
+	// of a small file. The handle was resolved inside the root and stays
+	// there (the applier never moves a directory); parentName is cleared
+	// whenever the applier removes anything, the one operation that can
+	// change what an already resolved name refers to.
+	parent     *os.File
+	parentName string
 	// dirs holds the final metadata of every directory entry, by cleaned
 	// name, to apply after the whole stream.
 	dirs map[string]applyDirMeta
@@ -326,12 +336,10 @@ func (a *applier) applyEntry(r io.Reader, hdr *tar.Header) error {
 	// so "link/passwd" lands in dir/etc/passwd and never in the host's /etc.
 	// Missing parents are created, each one inside the root, with the same
 	// guarantee.
-	parent, err := a.openParent(dirName)
+	pfd, err := a.openParent(dirName)
 	if err != nil {
 		return err
 	}
-	defer a.closeParent(parent)
-	pfd := int(parent.Fd())
 
 	if isWhiteout {
 		return a.applyWhiteout(pfd, base)
@@ -414,12 +422,17 @@ func applyUserXattrs(pax map[string]string) ([]applyXattr, error) {
 	return xs, nil
 }
 
-// openParent returns a handle to dirName resolved inside the root, creating
-// missing directories; "" is the root itself. Release it with closeParent.
-func (a *applier) openParent(dirName string) (*os.File, error) {
+// openParent returns a descriptor of dirName resolved inside the root,
+// creating missing directories; "" is the root itself. The descriptor stays
+// valid until the next call.
+func (a *applier) openParent(dirName string) (int, error) {
 	if dirName == "" {
-		return a.root, nil
+		return a.rootFd, nil
 	}
+	if a.parent != nil && a.parentName == dirName {
+		return int(a.parent.Fd()), nil
+	}
+	a.closeParent()
 	p, err := pathrs.MkdirAllHandle(a.root, dirName, 0o755)
 	if errors.Is(err, unix.ENOTDIR) {
 		// A symlink in dirName names a directory that does not exist yet
@@ -439,14 +452,17 @@ func (a *applier) openParent(dirName string) (*os.File, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("resolve parent directory %q inside the layer: %w", dirName, err)
+		return -1, fmt.Errorf("resolve parent directory %q inside the layer: %w", dirName, err)
 	}
-	return p, nil
+	a.parent, a.parentName = p, dirName
+	return int(p.Fd()), nil
 }
 
-func (a *applier) closeParent(p *os.File) {
-	if p != a.root {
-		p.Close()
+// closeParent releases the cached parent handle.
+func (a *applier) closeParent() {
+	if a.parent != nil {
+		a.parent.Close()
+		a.parent, a.parentName = nil, ""
 	}
 }
 
@@ -471,19 +487,25 @@ func applyMode(m int64) uint32 {
 	return uint32(m) & 0o1777
 }
 
-// applyReplace makes room for a new final component base in pfd. It never follows
+// replace makes room for a new final component base in pfd. It never follows
 // a symlink: fstatat and unlinkat act on the link itself, so replacing a
 // symlink to "/etc/passwd" with a file removes the link and leaves the target
 // alone. A directory replaced by a non-directory is removed with its tree.
 // When wantDir is set and base is already a directory, it is kept (made u+rwx
-// so that the layer can add to it) and applyReplace reports true.
-func applyReplace(pfd int, base string, wantDir bool) (bool, error) {
+// so that the layer can add to it) and replace reports true.
+func (a *applier) replace(pfd int, base string, wantDir bool) (bool, error) {
 	var st unix.Stat_t
 	if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return false, nil
 		}
 		return false, &os.PathError{Op: "fstatat", Path: base, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR || !wantDir {
+		// base may be a directory or symlink on the cached parent's path:
+		// resolve the next parent afresh. The handle itself (pfd) stays
+		// open until then.
+		a.parentName = ""
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		if err := unix.Unlinkat(pfd, base, 0); err != nil {
@@ -506,7 +528,7 @@ func applyReplace(pfd int, base string, wantDir bool) (bool, error) {
 }
 
 func (a *applier) applyDir(pfd int, base, name string, hdr *tar.Header, xattrs []applyXattr) error {
-	exists, err := applyReplace(pfd, base, true)
+	exists, err := a.replace(pfd, base, true)
 	if err != nil {
 		return err
 	}
@@ -534,7 +556,7 @@ func (a *applier) applyDir(pfd int, base, name string, hdr *tar.Header, xattrs [
 }
 
 func (a *applier) applyFile(r io.Reader, pfd int, base, name string, hdr *tar.Header, xattrs []applyXattr) error {
-	if _, err := applyReplace(pfd, base, false); err != nil {
+	if _, err := a.replace(pfd, base, false); err != nil {
 		return err
 	}
 	// O_CREAT|O_EXCL|O_NOFOLLOW: the file is new, created here. Opening an
@@ -584,7 +606,7 @@ func (a *applier) applySymlink(pfd int, base string, hdr *tar.Header) error {
 	case strings.IndexByte(hdr.Linkname, 0) >= 0:
 		return fmt.Errorf("%w: symlink target contains a NUL byte", ErrUnsafeEntry)
 	}
-	if _, err := applyReplace(pfd, base, false); err != nil {
+	if _, err := a.replace(pfd, base, false); err != nil {
 		return err
 	}
 	// The target is stored as written, absolute or with "..": it is only
@@ -636,7 +658,7 @@ func (a *applier) applyHardlink(pfd int, base string, hdr *tar.Header) error {
 		// replacing it first would delete the target.
 		return nil
 	}
-	if _, err := applyReplace(pfd, base, false); err != nil {
+	if _, err := a.replace(pfd, base, false); err != nil {
 		return err
 	}
 	// Flags 0, not AT_SYMLINK_FOLLOW: a link to a symlink links the
@@ -648,7 +670,7 @@ func (a *applier) applyHardlink(pfd int, base string, hdr *tar.Header) error {
 }
 
 func (a *applier) applyFifo(pfd int, base string, hdr *tar.Header) error {
-	if _, err := applyReplace(pfd, base, false); err != nil {
+	if _, err := a.replace(pfd, base, false); err != nil {
 		return err
 	}
 	if err := unix.Mkfifoat(pfd, base, 0o600); err != nil {
