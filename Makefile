@@ -20,8 +20,10 @@ DEPS := docker-registry busybox-static curl uidmap slirp4netns fuse-overlayfs
 
 all: build
 
+# One static binary: no cgo, so it runs on any Linux of the architecture and
+# starts without the dynamic loader.
 build:
-	$(GO) build -o bin/devbox ./cmd/devbox
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/devbox ./cmd/devbox
 
 e2e-bin:
 	$(GO) test -c -o bin/e2e.test ./test

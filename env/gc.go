@@ -1,6 +1,7 @@
 package env
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,6 +40,10 @@ func (p *Project) record(e *Environment) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
+	}
+	// Most runs use what the last one did: no write then.
+	if old, err := os.ReadFile(p.envRecordPath()); err == nil && bytes.Equal(old, b) {
+		return nil
 	}
 	return fsutil.WriteAtomic(p.envRecordPath(), b, 0o600)
 }
