@@ -40,8 +40,10 @@ type Config struct {
 
 // ImageConfig is the [image] table.
 type ImageConfig struct {
-	// Ref is an image reference: "busybox", "ghcr.io/org/img:tag",
-	// "127.0.0.1:5000/busybox@sha256:...".
+	// Ref is an image reference ("busybox", "ghcr.io/org/img:tag",
+	// "127.0.0.1:5000/busybox@sha256:...") or a local source relative to
+	// the project ("oci-layout:PATH[:TAG]", "docker-archive:FILE",
+	// "rootfs:FILE").
 	Ref string `toml:"ref"`
 	// Platform overrides the host platform when the image is an index,
 	// as "os/arch" or "os/arch/variant". Empty means the host's.

@@ -85,11 +85,16 @@ func Inspect(cfg *Config, dirs Dirs, store *image.Store, rootfs mounts.RootFS) (
 	if lock != nil {
 		st.Lock = "pinned"
 	}
+	src, err := imageSource(cfg)
+	if err != nil {
+		return nil, err
+	}
 	ref := cfg.Image.Ref
-	if d := lock.imageDigest(cfg.Image.Ref, st.Image.Platform); d != "" {
-		if r, err := image.ParseReference(ref); err == nil {
-			ref = r.Context().Digest(d).String()
-		}
+	switch d := lock.imageDigest(cfg.Image.Ref, st.Image.Platform); {
+	case src.IsLocal():
+		ref = src.String()
+	case d != "":
+		ref = src.Ref.Context().Digest(d).String()
 	}
 	img, err := store.Lookup(ref)
 	if errors.Is(err, image.ErrNotPresent) {

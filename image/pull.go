@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -48,6 +49,8 @@ type Option func(*options) error
 type options struct {
 	platform  *v1.Platform
 	insecure  []string
+	mirrors   map[string][]mirror // by registry, as name.Registry spells it
+	baseDir   string              // "" is the working directory
 	progress  func(Event)
 	jobs      int
 	transport http.RoundTripper
@@ -114,23 +117,70 @@ func makeOptions(opts ...Option) (*options, error) {
 	return o, nil
 }
 
-// Pull resolves ref in its registry, downloads and unpacks the layers the
-// store does not have yet (each at most once, even across processes), and
-// records the image. It returns the recorded image.
+// WithBaseDir is the directory that relative paths of local sources
+// (oci-layout:, docker-archive:, rootfs:) are relative to. The default is
+// the working directory.
+func WithBaseDir(dir string) Option {
+	return func(o *options) error {
+		if dir == "" {
+			return nil
+		}
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return fmt.Errorf("base directory %q: %w", dir, err)
+		}
+		o.baseDir = abs
+		return nil
+	}
+}
+
+// CheckOptions returns the first error that opts hold, as Pull would
+// report it, without pulling anything: a command can check its settings
+// before it starts.
+func CheckOptions(opts ...Option) error {
+	_, err := makeOptions(opts...)
+	return err
+}
+
+// Pull resolves ref, downloads or reads the layers the store does not have
+// yet (each at most once, even across processes), unpacks them and records
+// the image under ref. It returns the recorded image.
+//
+// ref is a registry reference or a local source (see ParseSource). A
+// registry with mirrors (WithMirrors) is asked through each mirror in turn
+// and then itself; the image is recorded under ref whichever served it. A
+// local source is recorded under its absolute path, so that Lookup finds it
+// later without reading it again.
 func (s *Store) Pull(ctx context.Context, ref string, opts ...Option) (*Image, error) {
 	o, err := makeOptions(opts...)
 	if err != nil {
 		return nil, err
 	}
-	r, err := ParseReference(ref)
+	src, err := ParseSource(ref)
 	if err != nil {
 		return nil, err
 	}
-	if plainHTTPAllowed(r.Context().RegistryStr(), o.insecure) {
-		r, err = name.ParseReference(ref, name.WithDefaultTag("latest"), name.Insecure)
-		if err != nil {
+	if src.IsLocal() {
+		if src, err = src.Abs(o.baseDir); err != nil {
 			return nil, err
 		}
+		return s.pullLocal(ctx, src, o)
+	}
+	return s.pullRegistry(ctx, src.Ref, o)
+}
+
+// pullFrom pulls r through from, which names the same repository and tag or
+// digest as r in r's registry or in a mirror of it, and records the image
+// under r. A mirror gets no retries: the next mirror, or the registry
+// itself, is the retry.
+func (s *Store) pullFrom(ctx context.Context, r, from name.Reference, o *options, m *mirror) (*Image, error) {
+	insecure := o.insecure
+	if m != nil && m.plainHTTP {
+		insecure = append(slices.Clip(insecure), m.host)
+	}
+	from, err := onRegistry(from, from.Context().RegistryStr(), plainHTTPAllowed(from.Context().RegistryStr(), insecure))
+	if err != nil {
+		return nil, err
 	}
 	// The registry client reads every blob under this context, so cancelling
 	// it is what stops the other layers' downloads when one layer fails.
@@ -140,29 +190,43 @@ func (s *Store) Pull(ctx context.Context, ref string, opts ...Option) (*Image, e
 		remote.WithContext(ctx),
 		remote.WithJobs(o.jobs),
 		remote.WithAuthFromKeychain(authn.DefaultKeychain),
-		remote.WithTransport(&httpsOnly{next: o.transport, insecure: o.insecure}),
+		remote.WithTransport(&httpsOnly{next: o.transport, insecure: insecure}),
 		remote.WithPlatform(*o.platform),
 	}
-	img, err := resolve(r, o.platform, ropts)
-	if err != nil {
-		return nil, registryError(r, err)
+	if m != nil {
+		ropts = append(ropts, remote.WithRetryBackoff(remote.Backoff{Steps: 1}))
 	}
-	rec, layers, err := describe(r, img, o.platform)
+	img, err := resolve(from, o.platform, ropts)
 	if err != nil {
-		return nil, registryError(r, err)
+		return nil, registryError(from, err)
 	}
+	rec, layers, err := describe(img, o.platform)
+	if err != nil {
+		return nil, registryError(from, err)
+	}
+	rec.Ref = r.Name()
+	if err := s.install(ctx, cancel, rec, layers, o); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// install unpacks the layers of rec that the store lacks and records rec
+// under rec.Ref, holding the store against gc meanwhile. cancel must cancel
+// ctx and whatever the layers are read under (see fetchLayers).
+func (s *Store) install(ctx context.Context, cancel context.CancelFunc, rec *Image, layers []v1.Layer, o *options) error {
 	release, err := s.LockShared()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer release()
 	if err := s.fetchLayers(ctx, cancel, layers, rec.Layers, o); err != nil {
-		return nil, fmt.Errorf("pull %s: %w", r.Name(), err)
+		return fmt.Errorf("pull %s: %w", rec.Ref, err)
 	}
-	if err := s.record(rec, r.Name()); err != nil {
-		return nil, fmt.Errorf("pull %s: record image: %w", r.Name(), err)
+	if err := s.record(rec, rec.Ref); err != nil {
+		return fmt.Errorf("pull %s: record image: %w", rec.Ref, err)
 	}
-	return rec, nil
+	return nil
 }
 
 // resolve fetches the manifest of r and, for an index, picks the manifest of
@@ -183,24 +247,35 @@ func resolve(r name.Reference, platform *v1.Platform, ropts []remote.Option) (v1
 	if err != nil {
 		return nil, err
 	}
+	m, err := pickPlatform(im.Manifests, platform)
+	if err != nil {
+		return nil, err
+	}
+	return idx.Image(m.Digest)
+}
+
+// pickPlatform returns the first of an index's manifests that is for
+// platform, or an error that lists the platforms the index offers.
+func pickPlatform(manifests []v1.Descriptor, platform *v1.Platform) (v1.Descriptor, error) {
 	var offered []string
-	for _, m := range im.Manifests {
+	for _, m := range manifests {
 		if m.Platform == nil {
 			continue
 		}
 		if m.Platform.Satisfies(*platform) {
-			return idx.Image(m.Digest)
+			return m, nil
 		}
 		if m.Platform.OS != "unknown" {
 			offered = append(offered, m.Platform.String())
 		}
 	}
-	return nil, fmt.Errorf("no image for platform %s; the image offers %s (set [image] platform)",
+	return v1.Descriptor{}, fmt.Errorf("no image for platform %s; the image offers %s (set [image] platform)",
 		platform, strings.Join(offered, ", "))
 }
 
 // describe reads the manifest and config of img into an Image record.
-func describe(r name.Reference, img v1.Image, platform *v1.Platform) (*Image, []v1.Layer, error) {
+// The caller sets the record's Ref.
+func describe(img v1.Image, platform *v1.Platform) (*Image, []v1.Layer, error) {
 	digest, err := img.Digest()
 	if err != nil {
 		return nil, nil, err
@@ -213,7 +288,7 @@ func describe(r name.Reference, img v1.Image, platform *v1.Platform) (*Image, []
 	if err != nil {
 		return nil, nil, err
 	}
-	rec := &Image{Ref: r.Name(), Digest: digest, Config: cfg.Config, Platform: platform.String()}
+	rec := &Image{Digest: digest, Config: cfg.Config, Platform: platform.String()}
 	if cfg.OS != "" {
 		rec.Platform = (&v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}).String()
 	}
@@ -325,34 +400,46 @@ func (s *Store) ensureLayer(ctx context.Context, l v1.Layer, info Layer, progres
 
 // unpackLayer streams the compressed blob of l through decompression into
 // ApplyTar in one pass, and checks both digests: the blob's (at EOF, by the
-// registry client) and the uncompressed stream's against the diffID.
+// registry client or a local source's verifiedReader) and the uncompressed
+// stream's against the diffID.
 func unpackLayer(ctx context.Context, l v1.Layer, info Layer, dir string, progress func(Event)) error {
 	rc, err := l.Compressed()
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	counted := &countingReader{ctx: ctx, r: rc, report: func(n int64) {
+	diffID, err := applyBlob(ctx, rc, info, dir, progress)
+	if err != nil {
+		return err
+	}
+	if diffID != info.DiffID {
+		return fmt.Errorf("uncompressed content is %s, but the image config says %s", diffID, info.DiffID)
+	}
+	return nil
+}
+
+// applyBlob decompresses the blob r into ApplyTar in one pass, reporting
+// progress, reads r to its end (where a verifying reader checks the blob's
+// digest) and returns the digest of the uncompressed stream: the diffID.
+func applyBlob(ctx context.Context, r io.Reader, info Layer, dir string, progress func(Event)) (v1.Hash, error) {
+	counted := &countingReader{ctx: ctx, r: r, report: func(n int64) {
 		progress(Event{Kind: LayerProgress, Layer: info, Done: n})
 	}}
 	dec, err := Decompress(counted)
 	if err != nil {
-		return err
+		return v1.Hash{}, err
 	}
 	defer dec.Close()
 	h := sha256.New()
 	if _, err := ApplyTar(dir, io.TeeReader(dec, h), ApplyLimits{}); err != nil {
-		return err
+		return v1.Hash{}, err
 	}
 	// Read the blob to its end so that its digest is verified even when the
 	// compressed stream carries bytes after the tar stream's end.
 	if _, err := io.Copy(io.Discard, counted); err != nil {
-		return err
+		return v1.Hash{}, err
 	}
-	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != info.DiffID.String() {
-		return fmt.Errorf("uncompressed content is %s, but the image config says %s", got, info.DiffID)
-	}
-	return nil
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
 // countingReader reports the bytes read through it, at most every 256 KiB,

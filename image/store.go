@@ -23,6 +23,8 @@ import (
 //	images/sha256/<hex>.json      an image record (manifest digest → config, layers)
 //	refs/<escaped reference>      the manifest digest a reference last resolved to
 //	locks/<hex>.lock              flock(2) files that serialize work on one layer
+//	locks/rootfs-<hex>.lock       the same for a rootfs: file (by its digest),
+//	                              whose diffID is known only once it is unpacked
 //
 // Everything in progress is written under a name that starts with ".tmp-"
 // and renamed into place when complete, so a crash never leaves a partial
@@ -58,7 +60,8 @@ func (s *Store) LayerDir(diffID v1.Hash) string {
 
 // Image is what the store records about one pulled image.
 type Image struct {
-	// Ref is the reference the image was pulled by.
+	// Ref is the reference the image was pulled by: a registry reference
+	// in full, or a local source with its absolute path (see Source).
 	Ref string `json:"ref"`
 	// Digest is the digest of the image manifest (for a multi-platform
 	// image, of the chosen platform's manifest).
@@ -93,18 +96,26 @@ func (s *Store) LayerDirs(img *Image) []string {
 var ErrNotPresent = errors.New("image: not in the local store")
 
 // Lookup returns the image that ref last resolved to, if the store holds it
-// complete. It makes no network access.
+// complete. It makes no network access, and reads nothing of a local
+// source: ref may name a file that is gone since it was pulled. A relative
+// path in a local source is relative to the working directory (resolve it
+// with Source.Abs first to look up what Pull with WithBaseDir recorded).
 func (s *Store) Lookup(ref string) (*Image, error) {
-	r, err := ParseReference(ref)
+	src, err := ParseSource(ref)
 	if err != nil {
 		return nil, err
+	}
+	if src.IsLocal() {
+		if src, err = src.Abs(""); err != nil {
+			return nil, err
+		}
 	}
 	// The reference file comes first, also for a digest reference: the
 	// digest of a multi-platform index resolves to the manifest of one
 	// platform, and only the reference file records which.
 	digest := ""
-	b, err := os.ReadFile(filepath.Join(s.refsDir(), refFileName(r.Name())))
-	switch d, isDigest := r.(interface{ DigestStr() string }); {
+	b, err := os.ReadFile(filepath.Join(s.refsDir(), refFileName(src.String())))
+	switch d, isDigest := src.Ref.(interface{ DigestStr() string }); {
 	case err == nil:
 		digest = strings.TrimSpace(string(b))
 	case !errors.Is(err, os.ErrNotExist):

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -70,6 +72,9 @@ const (
 	insecureRegistriesEnv = "DEVBOX_INSECURE_REGISTRIES"
 	registryMirrorsEnv    = "DEVBOX_REGISTRY_MIRRORS"
 )
+
+// tomlTypeError is how BurntSushi/toml words a value of the wrong type.
+var tomlTypeError = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
 
 // registrySettings are the user's registry settings.
 type registrySettings struct {
@@ -177,6 +182,11 @@ func readUserConfig(path string) (*userConfig, error) {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
 			return nil, &env.ConfigError{File: path, Line: pe.Position.Line, Col: pe.Position.Col, Msg: pe.Message, Detail: pe.ErrorWithPosition(), Err: err}
+		}
+		// A value of the wrong type: "toml: line 2 (last key "a.b"): incompatible types: ..."
+		if m := tomlTypeError.FindStringSubmatch(err.Error()); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			return nil, &env.ConfigError{File: path, Line: line, Key: m[2], Msg: m[3], Err: err}
 		}
 		return nil, &env.ConfigError{File: path, Msg: err.Error(), Err: err}
 	}

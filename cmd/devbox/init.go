@@ -65,7 +65,7 @@ another base image. An existing devbox.toml is kept unless --force is given.`,
 				return &FlagError{Err: fmt.Errorf("unknown template %q: choose one of %s", opts.Template, strings.Join(templates.Names(), ", "))}
 			}
 			if opts.Image != "" {
-				if _, err := image.ParseReference(opts.Image); err != nil {
+				if _, err := image.ParseSource(opts.Image); err != nil {
 					return &FlagError{Err: fmt.Errorf("--image: %w", err)}
 				}
 			}

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"sync"
 	"time"
 
 	"github.com/devboxhq/devbox/image"
@@ -28,10 +26,24 @@ func NewCmdPull(f *Factory, runF func(*PullOptions) error) *cobra.Command {
 		Long: `Fetch IMAGE, or the image that devbox.toml names, from its registry: resolve
 its reference (always asking the registry, so a moved tag is seen), download
 and unpack the layers the store does not already hold, and record it. Layers
-shared between images are stored once.`,
+shared between images are stored once.
+
+IMAGE may also be a local source, read again on every pull:
+oci-layout:PATH[:TAG] (an OCI image layout directory or archive),
+docker-archive:FILE[:REPO:TAG] (what 'docker save' writes) or rootfs:FILE (a
+root filesystem tarball, compressed or not). A relative path is relative to
+the working directory, or to devbox.toml's directory for the project's image.
+
+Registry mirrors come from DEVBOX_REGISTRY_MIRRORS ("docker.io=host:port,...";
+a bare host:port mirrors docker.io) or from [registry] mirrors in
+${XDG_CONFIG_HOME:-~/.config}/devbox/config.toml; each is tried in order
+before the registry itself.`,
 		Example: `  devbox pull
   devbox pull 127.0.0.1:5000/busybox:latest
-  devbox pull --platform linux/arm64 debian:bookworm`,
+  devbox pull --platform linux/arm64 debian:bookworm
+  devbox pull oci-layout:./build/image:v1
+  devbox pull docker-archive:saved.tar:myapp:latest
+  devbox pull rootfs:bookworm-rootfs.tar.zst`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -80,7 +92,7 @@ func pull(ctx context.Context, f *Factory, store *image.Store, ref, platform str
 	log := f.IO.Logger()
 	log.Info("pulling " + ref)
 	start := time.Now()
-	p := &pullProgress{w: f.IO.ErrOut, quiet: f.IO.Quiet}
+	p := newLayerProgress(f.IO)
 	opts = append(opts, image.WithPlatform(platform), image.WithProgress(p.event))
 	img, err := store.Pull(ctx, ref, append(opts, extra...)...)
 	if err != nil {
@@ -89,33 +101,6 @@ func pull(ctx context.Context, f *Factory, store *image.Store, ref, platform str
 	log.Info(fmt.Sprintf("pulled %s (%s) in %.1fs: %d layers, %d new, %s downloaded",
 		img.Ref, img.Digest, time.Since(start).Seconds(), len(img.Layers), p.fetched, humanBytes(p.bytes)))
 	return img, nil
-}
-
-// pullProgress prints one line per layer as it completes.
-type pullProgress struct {
-	mu      sync.Mutex
-	w       io.Writer
-	quiet   bool
-	fetched int
-	bytes   int64
-}
-
-func (p *pullProgress) event(e image.Event) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	short := e.Layer.Digest.Hex[:12]
-	switch e.Kind {
-	case image.LayerCached:
-		if !p.quiet {
-			fmt.Fprintf(p.w, "  %s %9s  already present\n", short, humanBytes(e.Layer.Size))
-		}
-	case image.LayerDone:
-		p.fetched++
-		p.bytes += e.Layer.Size
-		if !p.quiet {
-			fmt.Fprintf(p.w, "  %s %9s  downloaded and unpacked\n", short, humanBytes(e.Layer.Size))
-		}
-	}
 }
 
 func humanBytes(n int64) string {

@@ -1,0 +1,117 @@
+package image
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+)
+
+// mirror is one registry mirror: a registry that serves the same
+// repositories as another one, as Docker's registry-mirrors do.
+type mirror struct {
+	host      string // host or host:port
+	plainHTTP bool   // written as http://host: plain HTTP is allowed
+}
+
+// WithMirrors gives mirrors for registries: mirrors["docker.io"] lists, in
+// order, the registries (host or host:port, optionally with an https:// or
+// http:// scheme; http:// allows plain HTTP to that mirror) that Pull asks
+// for an image of docker.io before docker.io itself. Pull falls back to
+// the next mirror, and at last to the registry, when a mirror fails or
+// lacks the image; mirrors get no retries of their own. The image is
+// recorded under the reference as given, never the mirror's name, so a
+// mirror changes neither Lookup nor the digest a lock pins. Registry names
+// are spelled as in references ("docker.io" and "index.docker.io" are the
+// same). WithMirrors may be given more than once; the lists add up. The
+// default is no mirrors.
+func WithMirrors(mirrors map[string][]string) Option {
+	return func(o *options) error {
+		// Sorted, so that "docker.io" and "index.docker.io" in one map
+		// give one order.
+		for _, reg := range slices.Sorted(maps.Keys(mirrors)) {
+			list := mirrors[reg]
+			r, err := name.NewRegistry(reg, name.StrictValidation)
+			if err != nil || reg == "" {
+				return fmt.Errorf("mirrors: %q is not a registry name (host or host:port)", reg)
+			}
+			for _, m := range list {
+				parsed, err := parseMirror(m)
+				if err != nil {
+					return fmt.Errorf("mirrors for %s: %w", reg, err)
+				}
+				if o.mirrors == nil {
+					o.mirrors = map[string][]mirror{}
+				}
+				o.mirrors[r.RegistryStr()] = append(o.mirrors[r.RegistryStr()], parsed)
+			}
+		}
+		return nil
+	}
+}
+
+// parseMirror reads "host[:port]", "https://host[:port]" or
+// "http://host[:port]", with an optional trailing slash.
+func parseMirror(s string) (mirror, error) {
+	m := mirror{host: strings.TrimSuffix(s, "/")}
+	if rest, ok := strings.CutPrefix(m.host, "https://"); ok {
+		m.host = rest
+	} else if rest, ok := strings.CutPrefix(m.host, "http://"); ok {
+		m.host, m.plainHTTP = rest, true
+	}
+	if strings.Contains(m.host, "/") {
+		return mirror{}, fmt.Errorf("%q: a mirror is a registry host[:port], without a path", s)
+	}
+	if _, err := name.NewRegistry(m.host, name.StrictValidation); err != nil || m.host == "" {
+		return mirror{}, fmt.Errorf("%q is not a registry host[:port]", s)
+	}
+	return m, nil
+}
+
+// onRegistry is r (a tag or digest reference) in the registry host, with
+// plain HTTP allowed when insecure.
+func onRegistry(r name.Reference, host string, insecure bool) (name.Reference, error) {
+	var opts []name.Option
+	if insecure {
+		opts = append(opts, name.Insecure)
+	}
+	reg, err := name.NewRegistry(host, opts...)
+	if err != nil {
+		return nil, err
+	}
+	repo := reg.Repo(r.Context().RepositoryStr())
+	if d, ok := r.(name.Digest); ok {
+		return repo.Digest(d.DigestStr()), nil
+	}
+	return repo.Tag(r.Identifier()), nil
+}
+
+// pullRegistry pulls r through each mirror of its registry in turn, then
+// from the registry itself. The caller's cancellation stops it at once;
+// any other failure of a mirror moves on to the next. When the registry
+// fails too, its error (with the mirrors' failures appended) is returned.
+func (s *Store) pullRegistry(ctx context.Context, r name.Reference, o *options) (*Image, error) {
+	var failed []string
+	for _, m := range o.mirrors[r.Context().RegistryStr()] {
+		from, err := onRegistry(r, m.host, false)
+		if err != nil {
+			return nil, err
+		}
+		rec, err := s.pullFrom(ctx, r, from, o, &m)
+		if err == nil {
+			return rec, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("pull %s: %w", r.Name(), ctx.Err())
+		}
+		failed = append(failed, fmt.Sprintf("mirror %s: %v", m.host, err))
+	}
+	rec, err := s.pullFrom(ctx, r, r, o, nil)
+	if err != nil && len(failed) > 0 {
+		return nil, &pullError{msg: fmt.Sprintf("%v (after the mirrors failed: %s)", err, strings.Join(failed, "; ")), err: err}
+	}
+	return rec, err
+}
