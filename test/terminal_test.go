@@ -1,0 +1,113 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
+)
+
+// TestShellTerminal drives 'devbox shell' through a pseudo-terminal as a
+// person would: the shell has a terminal of its own, sees the window size
+// and its changes, has job control, Ctrl-C interrupts the foreground job,
+// and the caller's terminal settings are as they were after devbox exits.
+func TestShellTerminal(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, imageRef(suite.registry, "busybox"))
+	e.mustRun(t, "pull")
+
+	master, slave, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer master.Close()
+	defer slave.Close()
+	if err := pty.Setsize(master, &pty.Winsize{Rows: 24, Cols: 80}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, suite.bin, "shell")
+	cmd.Dir, cmd.Env = e.Project, e.environ()
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	out := newPtyOutput(master)
+	if !out.waitFor(ctx, 20*time.Second, "$ ", "# ") {
+		t.Fatalf("no prompt; output:\n%s", out)
+	}
+
+	// Each step ends by printing a marker that its own input line cannot
+	// contain (the shell computes it), so waiting for the marker waits for
+	// the step.
+	step := 0
+	send := func(line string, within time.Duration) {
+		t.Helper()
+		step++
+		marker := fmt.Sprintf("step-%d-done", step)
+		io.WriteString(master, fmt.Sprintf("%s; echo step-$((%d+0))-done\n", line, step))
+		if !out.waitFor(ctx, within, marker) {
+			t.Fatalf("step %d (%q) did not finish in %v; output:\n%s", step, line, within, out)
+		}
+	}
+	send("tty", 10*time.Second)
+	send("stty size", 10*time.Second)
+	if err := pty.Setsize(master, &pty.Winsize{Rows: 30, Cols: 100}); err != nil {
+		t.Fatal(err)
+	}
+	// The new size travels by SIGWINCH to devbox and into the sandbox's
+	// own terminal; ask until it arrives.
+	for i := 0; i < 20; i++ {
+		send("stty size", 10*time.Second)
+		if out.waitFor(ctx, 0, "30 100") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	send("sleep 60 & jobs", 10*time.Second)
+	send("kill %1; wait", 10*time.Second)
+	// Ctrl-C must interrupt a foreground sleep at once: without it the
+	// step would take a minute and fail.
+	io.WriteString(master, "sleep 60\n")
+	time.Sleep(500 * time.Millisecond)
+	master.Write([]byte{0x03})
+	send("true", 15*time.Second)
+	io.WriteString(master, "exit 0\n")
+
+	err = cmd.Wait()
+	if ctx.Err() != nil {
+		t.Fatalf("devbox shell did not finish; output:\n%s", out)
+	}
+	if err != nil {
+		t.Fatalf("devbox shell: %v; output:\n%s", err, out)
+	}
+	text := out.String()
+	for _, want := range []string{"/dev/pts/", "24 80", "30 100", "Running", "sleep 60"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the terminal session lacks %q; output:\n%s", want, text)
+		}
+	}
+	after, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *after != *before {
+		t.Errorf("devbox left the terminal changed:\nbefore %+v\nafter  %+v", *before, *after)
+	}
+}
