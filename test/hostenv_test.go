@@ -1,0 +1,70 @@
+package e2e
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestHostIntegration: inside, the environment is the image's, [env] and
+// a few host variables, and nothing else of the host's; no variable of
+// devbox's own leaks; ~/.gitconfig is there read-only and the SSH agent's
+// socket is forwarded.
+func TestHostIntegration(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "")
+	e.writeConfig(t, "[image]\nref = \""+imageRef(suite.registry, "busybox")+"\"\n[env]\nFROM_CONFIG = \"yes\"\n")
+	if err := os.WriteFile(filepath.Join(e.Home, ".gitconfig"), []byte("[user]\n\tname = Tester\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sockDir, err := os.MkdirTemp("", "agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(sockDir)
+	ln, err := net.Listen("unix", filepath.Join(sockDir, "agent.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	script := `env; test -S "$SSH_AUTH_SOCK" && echo agent-ok; cat ~/.gitconfig; echo x >> ~/.gitconfig || echo gitconfig-readonly`
+	cmd := exec.CommandContext(ctx, suite.bin, "run", "--", "sh", "-c", script)
+	cmd.Dir = e.Project
+	cmd.Env = append(e.environ(), "LANG=C.UTF-8", "TZ=Europe/Paris", "HOST_SECRET=leak",
+		"SSH_AUTH_SOCK="+ln.Addr().String())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("devbox run: %v\n%s", err, out)
+	}
+	vars := map[string]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			vars[k] = v
+		}
+	}
+	for k, want := range map[string]string{
+		"LANG": "C.UTF-8", "TZ": "Europe/Paris", "FROM_CONFIG": "yes",
+		"SSH_AUTH_SOCK": "/run/host-services/ssh-auth.sock", "DEVBOX_TEST_IMAGE": "busybox",
+	} {
+		if vars[k] != want {
+			t.Errorf("%s = %q inside, want %q", k, vars[k], want)
+		}
+	}
+	for k := range vars {
+		if k == "HOST_SECRET" || strings.HasPrefix(k, "_DEVBOX") || k == "XDG_DATA_HOME" {
+			t.Errorf("%s leaked into the sandbox", k)
+		}
+	}
+	for _, want := range []string{"agent-ok", "name = Tester", "gitconfig-readonly"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
