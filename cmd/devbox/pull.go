@@ -28,6 +28,12 @@ its reference (always asking the registry, so a moved tag is seen), download
 and unpack the layers the store does not already hold, and record it. Layers
 shared between images are stored once.
 
+Layers are unpacked as you, and every layer is treated as hostile: no entry
+may write outside its layer, files are owned by you whatever the image says,
+setuid and setgid bits and file capabilities are dropped, device nodes are
+skipped (a sandbox gets a minimal /dev of its own), and only user.* extended
+attributes are kept.
+
 IMAGE may also be a local source, read again on every pull:
 oci-layout:PATH[:TAG] (an OCI image layout directory or archive),
 docker-archive:FILE[:REPO:TAG] (what 'docker save' writes) or rootfs:FILE (a

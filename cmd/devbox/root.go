@@ -29,14 +29,21 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 devbox.toml names, in a sandbox where you are yourself, with the project
 directory mounted at the same path. No root, no daemon.
 
+  devbox init               write a devbox.toml for this repository
   devbox shell              open a shell in the environment
   devbox run -- make test   run one command in it and exit with its status
-  devbox pull               fetch the image without running anything
+  devbox doctor             check this machine, with the fix for what fails
 
-Images come from any OCI registry. Plain HTTP is used only for registries on
-loopback and for those listed in DEVBOX_INSECURE_REGISTRIES (comma-separated
-host:port). Images and layers are stored once per user under
-$XDG_DATA_HOME/devbox (default ~/.local/share/devbox).`,
+Environment:
+  DEVBOX_INSECURE_REGISTRIES  registries (host:port, comma-separated) that may use
+                              plain HTTP; loopback registries always may
+  DEVBOX_REGISTRY_MIRRORS     registry mirrors, "docker.io=host:port,..." (also
+                              [registry] in ~/.config/devbox/config.toml)
+  DEVBOX_ROOTFS               force the root filesystem: overlay, fuse-overlayfs
+                              or copy (default: the best that works here)
+  XDG_DATA_HOME, XDG_CACHE_HOME  where the store lives (default ~/.local/share/devbox
+                              and ~/.cache/devbox)
+  NO_COLOR                    plain messages`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Args: func(cmd *cobra.Command, args []string) error {
