@@ -196,7 +196,7 @@ func gcRoots(dirs Dirs, store *image.Store, opts GCOptions, r *GCReport) (images
 		if _, err := os.Stat(filepath.Join(p.Dir, FileName)); (p.Dir == "" || err != nil) && !running {
 			r.Projects = append(r.Projects, p.Dir)
 			if !opts.DryRun {
-				if err := image.RemoveAll(p.StateDir); err != nil {
+				if err := removeTree(p.StateDir); err != nil {
 					return nil, nil, nil, fmt.Errorf("remove the state of %s: %w", p.Dir, err)
 				}
 			}

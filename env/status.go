@@ -2,6 +2,7 @@ package env
 
 import (
 	"errors"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"github.com/devboxhq/devbox/image"
 	"github.com/devboxhq/devbox/internal/fsutil"
 	"github.com/devboxhq/devbox/mounts"
+	"github.com/devboxhq/devbox/rootless"
 )
 
 // Status describes a project's environment as it is on disk, without
@@ -146,7 +148,7 @@ func (p *Project) Reset(home bool) error {
 	}
 	defer release()
 	os.Remove(filepath.Join(p.StateDir, "flat.layers"))
-	if err := image.RemoveAll(filepath.Join(p.StateDir, "flat")); err != nil {
+	if err := removeTree(filepath.Join(p.StateDir, "flat")); err != nil {
 		return err
 	}
 	dirs := []string{p.UpperDir(), p.WorkDir()}
@@ -154,7 +156,7 @@ func (p *Project) Reset(home bool) error {
 		dirs = append(dirs, p.HomeDir())
 	}
 	for _, d := range dirs {
-		if err := image.RemoveAll(d); err != nil {
+		if err := removeTree(d); err != nil {
 			return err
 		}
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -162,4 +164,16 @@ func (p *Project) Reset(home bool) error {
 		}
 	}
 	return nil
+}
+
+// removeTree removes a directory a sandbox wrote to. Where a subuid
+// sandbox left files owned by the user's subordinate ids, which the user
+// cannot remove directly, it removes them from inside a user namespace with
+// that map.
+func removeTree(dir string) error {
+	err := image.RemoveAll(dir)
+	if errors.Is(err, fs.ErrPermission) {
+		return rootless.RemoveAllMapped(dir)
+	}
+	return err
 }

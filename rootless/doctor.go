@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/user"
@@ -185,6 +186,7 @@ const (
 	probeUserns  = "probe-userns"
 	probeOverlay = "probe-overlay"
 	probeFuse    = "probe-fuse"
+	probeRemove  = "probe-remove"
 )
 
 // ProbeRootFS finds the best way to make root filesystems on this machine,
@@ -274,6 +276,21 @@ func runProbe(kind string) int {
 		}
 		if err := os.Remove(dir + "/merged/gone"); err != nil {
 			fmt.Fprintf(os.Stderr, "whiteout a lower file: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	if kind == probeRemove {
+		// Make every directory searchable and writable first: a
+		// sandbox's overlay leaves its work directory mode 0000.
+		filepath.WalkDir(os.Args[1], func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				os.Chmod(p, 0o700)
+			}
+			return nil
+		})
+		if err := os.RemoveAll(os.Args[1]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 		return 0

@@ -132,6 +132,57 @@ func writeIDMaps(pid int, uids, gids []IDRange) error {
 // stageAwaitIDMap marks pid 1's first stage in a subuid sandbox.
 const stageAwaitIDMap = "await-idmap"
 
+// nextStageEnv names what the first stage executes once mapped: a
+// sandbox's pid 1 by default, or a probe.
+const nextStageEnv = "_DEVBOX_NEXT_STAGE"
+
+// RemoveAllMapped removes path from inside a user namespace with the
+// subuid map, as its root: a subuid sandbox leaves files owned by the
+// user's subordinate ids in its writable layer, which the user cannot
+// remove directly.
+func RemoveAllMapped(path string) error {
+	uids, gids, err := subuidMaps()
+	if err != nil {
+		return err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	defer w.Close()
+	helperMaps := os.Getuid() != 0
+	cmd := exec.Command("/proc/self/exe", path)
+	cmd.Env = []string{initEnv + "=" + probeRemove}
+	if helperMaps {
+		cmd.Env = []string{initEnv + "=" + stageAwaitIDMap, nextStageEnv + "=" + probeRemove}
+	}
+	cmd.ExtraFiles = []*os.File{r}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, Pdeathsig: syscall.SIGKILL}
+	if !helperMaps {
+		cmd.SysProcAttr.UidMappings, cmd.SysProcAttr.GidMappings = sysProcIDMaps(uids), sysProcIDMaps(gids)
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	r.Close()
+	if helperMaps {
+		if err := writeIDMaps(cmd.Process.Pid, uids, gids); err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			return err
+		}
+		w.Write([]byte(idmapDone))
+	}
+	w.Close()
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("remove %s in a user namespace: %v: %s", path, err, bytes.TrimSpace(out.Bytes()))
+	}
+	return nil
+}
+
 // idmapDone is the line the parent writes on the spec pipe once the maps
 // of a subuid sandbox are written; the spec follows.
 const idmapDone = "idmap-done\n"
@@ -155,7 +206,11 @@ func awaitIDMap() int {
 		fmt.Fprintf(os.Stderr, "devbox: unexpected message %q before the spec\n", line)
 		return 1
 	}
-	err := syscall.Exec("/proc/self/exe", []string{"devbox-init"}, []string{initEnv + "=1"})
+	next := os.Getenv(nextStageEnv)
+	if next == "" {
+		next = "1"
+	}
+	err := syscall.Exec("/proc/self/exe", os.Args, []string{initEnv + "=" + next})
 	fmt.Fprintf(os.Stderr, "devbox: re-execute pid 1: %v\n", err)
 	return 1
 }
