@@ -108,6 +108,8 @@ func Plan(v View) []Mount {
 	ms := []Mount{
 		root,
 		{Type: Proc, Target: "/proc"},
+		// Recursive: in a user namespace the kernel refuses a bind of /sys
+		// without the submounts the host has locked on it.
 		{Type: Bind, Source: "/sys", Target: "/sys", Recursive: true, ReadOnly: true},
 		{Type: Tmpfs, Target: "/dev", Data: "mode=755,size=65536k"},
 	}

@@ -66,17 +66,21 @@ func Init() int {
 		// exit as a shell would (127 not found, 126 not executable).
 		fmt.Fprintf(stdio[2], "devbox: %v\n", err)
 		sendMessage(syncPipe, message{Type: msgStarted})
+		sendMessage(syncPipe, message{Type: msgExited, Status: status})
 		return status
 	}
 	if err != nil {
 		return fail(err)
 	}
 	sendMessage(syncPipe, message{Type: msgStarted})
-	syncPipe.Close()
 	for _, f := range stdio {
 		f.Close()
 	}
-	return reap(pid)
+	status = reap(pid)
+	// Everything in the sandbox is gone: the parent may return now, while
+	// the kernel tears the namespaces down as this process exits.
+	sendMessage(syncPipe, message{Type: msgExited, Status: status})
+	return status
 }
 
 // setup builds the sandbox's filesystem and identity, in this order.

@@ -7,11 +7,12 @@ import (
 	"io"
 )
 
-// The sandbox's pid 1 reports to the parent over a pipe with one message:
+// The sandbox's pid 1 reports to the parent over a pipe:
 //
 //	parent → child:  the Spec, as JSON on fd 3, then EOF
 //	child → parent:  msgStarted once the command runs, or msgSetupError;
-//	                 then the pipe closes
+//	                 then msgExited with the command's status, once every
+//	                 process of the sandbox is gone
 //
 // A child that exits without a message died during setup.
 type msgType string
@@ -19,11 +20,13 @@ type msgType string
 const (
 	msgStarted    msgType = "started"
 	msgSetupError msgType = "setup-error"
+	msgExited     msgType = "exited"
 )
 
 type message struct {
-	Type  msgType `json:"type"`
-	Error string  `json:"error,omitempty"`
+	Type   msgType `json:"type"`
+	Error  string  `json:"error,omitempty"`
+	Status int     `json:"status,omitempty"`
 }
 
 func sendMessage(w io.Writer, m message) error {
@@ -36,10 +39,10 @@ type SetupError struct{ Msg string }
 
 func (e *SetupError) Error() string { return "sandbox setup: " + e.Msg }
 
-// waitStarted reads the child's message.
-func waitStarted(r io.Reader) error {
+// waitStarted reads the child's first message.
+func waitStarted(dec *json.Decoder) error {
 	var m message
-	if err := json.NewDecoder(r).Decode(&m); err != nil {
+	if err := dec.Decode(&m); err != nil {
 		if errors.Is(err, io.EOF) {
 			return &SetupError{Msg: "the sandbox exited before starting the command"}
 		}

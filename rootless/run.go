@@ -130,10 +130,20 @@ func Run(ctx context.Context, spec *Spec, stdio IO, net network.ParentDriver) (i
 			return 0, err
 		}
 	}
-	if err := waitStarted(syncR); err != nil {
+	dec := json.NewDecoder(syncR)
+	if err := waitStarted(dec); err != nil {
 		cmd.Wait()
 		return 0, err
 	}
+	exited := make(chan int, 1)
+	go func() {
+		var m message
+		if dec.Decode(&m) == nil && m.Type == msgExited {
+			exited <- m.Status
+		}
+	}()
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
 
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, forwarded...)
@@ -150,11 +160,21 @@ func Run(ctx context.Context, spec *Spec, stdio IO, net network.ParentDriver) (i
 		}
 	}()
 
-	err = cmd.Wait()
-	if term != nil {
-		term.drain()
+	select {
+	case status := <-exited:
+		// pid 1 has reaped every process of the sandbox; what is left is
+		// the kernel tearing its namespaces down, which need not delay the
+		// caller. The goroutine above still reaps pid 1.
+		if term != nil {
+			term.drain()
+		}
+		return status, nil
+	case err := <-waited:
+		if term != nil {
+			term.drain()
+		}
+		return exitStatus(cmd.ProcessState, err)
 	}
-	return exitStatus(cmd.ProcessState, err)
 }
 
 // sysProcAttr creates the sandbox's namespaces in one clone(2). In single
