@@ -68,3 +68,28 @@ func TestHostIntegration(t *testing.T) {
 		}
 	}
 }
+
+// TestOfflineWithoutNetwork: once an environment is built, devbox run
+// works inside a network namespace with nothing but a loopback that is
+// down: no registry, no name server, no route.
+func TestOfflineWithoutNetwork(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("needs unshare (util-linux)")
+	}
+	e := newEnv(t, "")
+	e.writeConfig(t, "[image]\nref = \""+imageRef(suite.registry, "busybox")+"\"\n[setup]\nrun = [\"echo built > /etc/built\"]\n")
+	e.mustRun(t, "run", "--", "true")
+
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "unshare", "--net", "--map-root-user", "--", suite.bin, "run", "--", "cat", "/etc/built")
+	cmd.Dir, cmd.Env = e.Project, e.environ()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("devbox run without a network: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "built") || strings.Contains(string(out), "pulling") || strings.Contains(string(out), "building") {
+		t.Errorf("want the built environment with no pull or build; got:\n%s", out)
+	}
+}
