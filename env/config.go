@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 
 	"github.com/BurntSushi/toml"
 )
@@ -211,4 +212,40 @@ func displayName(path string) string {
 		return rel
 	}
 	return path
+}
+
+// DecodeFile decodes the TOML file at path into v, a pointer to a struct
+// with toml tags, as strictly as devbox.toml: syntax errors, unknown keys
+// and wrong types are *ConfigErrors that name the file, line and column.
+// A missing file leaves v alone. It returns the file's content, for
+// KeyError.
+func DecodeFile(path string, v any) ([]byte, error) {
+	src, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var raw map[string]any
+	if _, err := toml.Decode(string(src), &raw); err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, &ConfigError{File: path, Line: pe.Position.Line, Col: pe.Position.Col, Msg: pe.Message, Detail: excerpt(pe), Err: err}
+		}
+		return nil, &ConfigError{File: path, Msg: err.Error(), Err: err}
+	}
+	if err := checkSchema(raw, structSchema(reflect.TypeOf(v).Elem()), nil); err != nil {
+		return nil, locate(path, src, err.(*schemaError))
+	}
+	if _, err := toml.Decode(string(src), v); err != nil {
+		return nil, &ConfigError{File: path, Msg: err.Error(), Err: err}
+	}
+	return src, nil
+}
+
+// KeyError is a problem with the value of key in the TOML document src of
+// the file path, pointing at the line that writes it.
+func KeyError(path string, src []byte, key []string, msg string) *ConfigError {
+	return locate(path, src, &schemaError{Key: key, Msg: msg})
 }

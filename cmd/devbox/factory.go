@@ -1,16 +1,11 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
-	"slices"
-	"strconv"
 	"strings"
 
-	"github.com/BurntSushi/toml"
 	"github.com/devboxhq/devbox/env"
 	"github.com/devboxhq/devbox/image"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -72,9 +67,6 @@ const (
 	insecureRegistriesEnv = "DEVBOX_INSECURE_REGISTRIES"
 	registryMirrorsEnv    = "DEVBOX_REGISTRY_MIRRORS"
 )
-
-// tomlTypeError is how BurntSushi/toml words a value of the wrong type.
-var tomlTypeError = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
 
 // registrySettings are the user's registry settings.
 type registrySettings struct {
@@ -169,99 +161,18 @@ func parseMirrorsEnv(v string) (map[string][]string, error) {
 // invalid values are errors that name the file and line. A missing file
 // is an empty config.
 func readUserConfig(path string) (*userConfig, error) {
-	src, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return &userConfig{}, nil
-	}
+	var uc userConfig
+	src, err := env.DecodeFile(path, &uc)
 	if err != nil {
 		return nil, err
 	}
-	var uc userConfig
-	md, err := toml.Decode(string(src), &uc)
-	if err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			return nil, &env.ConfigError{File: path, Line: pe.Position.Line, Col: pe.Position.Col, Msg: pe.Message, Detail: pe.ErrorWithPosition(), Err: err}
-		}
-		// A value of the wrong type: "toml: line 2 (last key "a.b"): incompatible types: ..."
-		if m := tomlTypeError.FindStringSubmatch(err.Error()); m != nil {
-			line, _ := strconv.Atoi(m[1])
-			return nil, &env.ConfigError{File: path, Line: line, Key: m[2], Msg: m[3], Err: err}
-		}
-		return nil, &env.ConfigError{File: path, Msg: err.Error(), Err: err}
-	}
-	bad := func(key []string, msg string) error {
-		line, col := tomlKeyLine(string(src), key)
-		return &env.ConfigError{File: path, Line: line, Col: col, Key: toml.Key(key).String(), Msg: msg}
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		return nil, bad(und[0], "unknown key: the config file knows registry.mirrors and registry.insecure")
-	}
 	if err := image.CheckOptions(image.WithMirrors(uc.Registry.Mirrors)); err != nil {
-		return nil, bad([]string{"registry", "mirrors"}, err.Error())
+		return nil, env.KeyError(path, src, []string{"registry", "mirrors"}, err.Error())
 	}
 	for _, h := range uc.Registry.Insecure {
 		if _, err := name.NewRegistry(h, name.StrictValidation); err != nil || h == "" || strings.Contains(h, "/") {
-			return nil, bad([]string{"registry", "insecure"}, fmt.Sprintf("%q is not a registry host[:port]", h))
+			return nil, env.KeyError(path, src, []string{"registry", "insecure"}, fmt.Sprintf("%q is not a registry host[:port]", h))
 		}
 	}
 	return &uc, nil
-}
-
-// tomlKeyLine is the 1-based line and column where a TOML document first
-// writes key or a table or key/value line that holds it; 0, 0 when it
-// cannot tell. It knows table headers and dotted and quoted keys, enough
-// for the small user config file.
-func tomlKeyLine(src string, key []string) (line, col int) {
-	var table []string
-	for i, text := range strings.Split(src, "\n") {
-		trimmed := strings.TrimLeft(text, " \t")
-		indent := len(text) - len(trimmed)
-		var full []string
-		switch {
-		case trimmed == "" || trimmed[0] == '#':
-			continue
-		case trimmed[0] == '[':
-			header := strings.Trim(trimmed, "[")
-			if end := strings.Index(header, "]"); end >= 0 {
-				header = header[:end]
-			}
-			table = splitTOMLKey(header)
-			full = table
-		default:
-			eq := strings.Index(trimmed, "=")
-			if eq < 0 {
-				continue
-			}
-			full = append(slices.Clone(table), splitTOMLKey(trimmed[:eq])...)
-		}
-		if slices.Equal(full, key) || (len(full) > len(table) && len(full) <= len(key) && slices.Equal(full, key[:len(full)])) {
-			return i + 1, indent + 1
-		}
-	}
-	return 0, 0
-}
-
-// splitTOMLKey splits a dotted TOML key, honouring quotes.
-func splitTOMLKey(s string) []string {
-	var parts []string
-	var cur strings.Builder
-	quote := byte(0)
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case quote != 0 && c == quote:
-			quote = 0
-		case quote != 0:
-			cur.WriteByte(c)
-		case c == '"' || c == '\'':
-			quote = c
-		case c == '.':
-			parts = append(parts, cur.String())
-			cur.Reset()
-		case c == ' ' || c == '\t':
-		default:
-			cur.WriteByte(c)
-		}
-	}
-	return append(parts, cur.String())
 }

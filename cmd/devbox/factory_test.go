@@ -92,12 +92,12 @@ insecure = ["mirror.lan:5000"]
 		{
 			name:    "unknown key",
 			file:    "[registry]\ninsecure = []\nmirror = { \"docker.io\" = [\"m:1\"] }\n",
-			wantErr: "{file}:3:1: registry.mirror: unknown key: the config file knows registry.mirrors and registry.insecure",
+			wantErr: "{file}:3:1: registry.mirror: unknown key (did you mean registry.mirrors?)",
 		},
 		{
 			name:    "unknown table",
 			file:    "\n[registri]\nmirrors = {}\n",
-			wantErr: "{file}:2:1: registri: unknown key: the config file knows registry.mirrors and registry.insecure",
+			wantErr: "{file}:2:1: registri: unknown key (did you mean registry?)",
 		},
 		{
 			name:    "bad mirror",
@@ -112,7 +112,7 @@ insecure = ["mirror.lan:5000"]
 		{
 			name:    "wrong type",
 			file:    "[registry]\ninsecure = \"x\"\n",
-			wantErr: `{file}:2:1: registry.insecure: incompatible types: TOML value has type string; destination has type slice`,
+			wantErr: `{file}:2:1: registry.insecure: expected an array of strings, found the string "x"`,
 		},
 		{
 			name:    "syntax error",
