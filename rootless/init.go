@@ -53,6 +53,11 @@ func Init() int {
 		return fail(fmt.Errorf("read spec: %w", err))
 	}
 	specFile.Close()
+	// Handle the signals pid 1 forwards from here on: the parent passes a
+	// signal on as soon as the command has started, and without a handler
+	// the Go runtime would end pid 1, and the sandbox with it.
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH)
 	if err := setup(&spec); err != nil {
 		return fail(err)
 	}
@@ -76,7 +81,7 @@ func Init() int {
 	for _, f := range stdio {
 		f.Close()
 	}
-	status = reap(pid)
+	status = reap(pid, sigs)
 	// Everything in the sandbox is gone: the parent may return now, while
 	// the kernel tears the namespaces down as this process exits.
 	sendMessage(syncPipe, message{Type: msgExited, Status: status})
@@ -280,9 +285,7 @@ func lookPath(name string, env []string) (string, int, error) {
 // process that exits (orphans are re-parented to pid 1), and when the
 // command itself exits, kills whatever it left behind and returns its
 // status.
-func reap(pid int) int {
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH)
+func reap(pid int, sigs chan os.Signal) int {
 	go func() {
 		for s := range sigs {
 			unix.Kill(pid, s.(syscall.Signal))

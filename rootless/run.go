@@ -22,6 +22,11 @@ type IO struct {
 	In, Out, Err *os.File
 }
 
+// ErrSignaled is the cause (context.Cause) a caller gives a context it
+// cancels because devbox received one of the forwarded signals: Run passes
+// the signal itself on and does not add a SIGTERM of its own.
+var ErrSignaled = errors.New("signal received")
+
 // forwarded are the signals Run passes on to the sandbox; its pid 1 passes
 // them on to the command.
 var forwarded = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT}
@@ -44,6 +49,13 @@ func Run(ctx context.Context, spec *Spec, stdio IO, net network.ParentDriver) (i
 		withDNS.DNS = net.DNS()
 		spec = &withDNS
 	}
+	// Catch the forwarded signals before the sandbox exists: one that
+	// arrives while it starts waits in sigs and is passed on once pid 1
+	// handles signals, rather than killing devbox and leaving the command
+	// orphaned.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, forwarded...)
+	defer signal.Stop(sigs)
 	specR, specW, err := os.Pipe()
 	if err != nil {
 		return 0, err
@@ -145,17 +157,22 @@ func Run(ctx context.Context, spec *Spec, stdio IO, net network.ParentDriver) (i
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
 
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, forwarded...)
-	defer signal.Stop(sigs)
+	returned := make(chan struct{})
+	defer close(returned)
 	go func() {
+		done := ctx.Done()
 		for {
 			select {
+			case <-returned:
+				return
 			case s := <-sigs:
 				cmd.Process.Signal(s)
-			case <-ctx.Done():
-				cmd.Process.Signal(unix.SIGTERM)
-				return
+			case <-done:
+				// A signal that cancelled ctx arrives on sigs as well.
+				if !errors.Is(context.Cause(ctx), ErrSignaled) {
+					cmd.Process.Signal(unix.SIGTERM)
+				}
+				done = nil
 			}
 		}
 	}()

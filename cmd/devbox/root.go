@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 
+	"github.com/devboxhq/devbox/rootless"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
@@ -13,8 +14,17 @@ import (
 // Main runs the CLI and returns the process's exit status.
 func Main(f *Factory) int {
 	root := NewCmdRoot(f)
-	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGTERM)
-	defer stop()
+	// SIGTERM cancels what devbox is doing (a pull cleans up after itself);
+	// a running sandbox gets the signal forwarded instead.
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, unix.SIGTERM)
+	defer signal.Stop(term)
+	go func() {
+		<-term
+		cancel(rootless.ErrSignaled)
+	}()
 	err := root.ExecuteContext(ctx)
 	return exitCode(err, f.IO.ErrOut)
 }
