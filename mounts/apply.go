@@ -126,15 +126,14 @@ func apply(root *os.File, m Mount) error {
 // (a directory, or an empty file when isDir is false) when it is missing.
 // Symlinks on the way are followed as if root were "/".
 func resolveTarget(root *os.File, target string, isDir bool) (*os.File, error) {
+	f, err := openInRoot(root, target)
+	if !errors.Is(err, os.ErrNotExist) {
+		return f, err
+	}
 	if isDir {
 		return pathrs.MkdirAllHandle(root, target, 0o755)
 	}
-	if f, err := pathrs.OpenatInRoot(root, target); err == nil {
-		return f, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	parent, err := pathrs.MkdirAllHandle(root, filepath.Dir(target), 0o755)
+	parent, err := dirInRoot(root, filepath.Dir(target))
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +144,41 @@ func resolveTarget(root *os.File, target string, isDir bool) (*os.File, error) {
 		return nil, &os.PathError{Op: "create", Path: target, Err: err}
 	}
 	unix.Close(fd)
-	return pathrs.OpenatInRoot(root, target)
+	return openInRoot(root, target)
+}
+
+// dirInRoot is the directory dir inside root, created when missing.
+func dirInRoot(root *os.File, dir string) (*os.File, error) {
+	f, err := openInRoot(root, dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return pathrs.MkdirAllHandle(root, dir, 0o755)
+	}
+	return f, err
+}
+
+// openInRoot opens an O_PATH handle on path inside root: openat2 with
+// RESOLVE_IN_ROOT follows symlinks as if root were "/" and refuses magic
+// links. It is pathrs-lite's lookup without the procfs readlink that only
+// names the handle, which a mount target does not need; on a kernel
+// without openat2 it is pathrs-lite's.
+func openInRoot(root *os.File, path string) (*os.File, error) {
+	how := unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	}
+	for try := 0; ; try++ {
+		fd, err := unix.Openat2(int(root.Fd()), path, &how)
+		switch {
+		case err == nil:
+			return os.NewFile(uintptr(fd), path), nil
+		case errors.Is(err, unix.ENOSYS):
+			return pathrs.OpenatInRoot(root, path)
+		case (errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR)) && try < 32:
+			// EAGAIN: a rename elsewhere raced with the lookup.
+			continue
+		}
+		return nil, &os.PathError{Op: "openat2", Path: path, Err: err}
+	}
 }
 
 // remountReadOnly makes the mount at target read-only. A bind mount made in
@@ -153,7 +186,7 @@ func resolveTarget(root *os.File, target string, isDir bool) (*os.File, error) {
 // noexec, atime), and a remount that drops any of them is refused, so they
 // are read back and kept.
 func remountReadOnly(root *os.File, target string) error {
-	f, err := pathrs.OpenatInRoot(root, target)
+	f, err := openInRoot(root, target)
 	if err != nil {
 		return err
 	}
@@ -177,7 +210,7 @@ func remountReadOnly(root *os.File, target string) error {
 // symlinkInRoot creates the link target → content inside root; an existing
 // entry is left alone.
 func symlinkInRoot(root *os.File, content, target string) error {
-	parent, err := pathrs.MkdirAllHandle(root, filepath.Dir(target), 0o755)
+	parent, err := dirInRoot(root, filepath.Dir(target))
 	if err != nil {
 		return err
 	}
