@@ -121,16 +121,12 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, c
 	if rel, err := filepath.Rel(e.Project.Dir, inv.Cwd); err == nil && !strings.HasPrefix(rel, "..") {
 		cwd = filepath.Join(workTree, rel)
 	}
-	userns := rootless.UsernsSingle
-	if cfg.Sandbox.Userns == "subuid" {
-		userns = rootless.UsernsSubuid
-	}
 	return &rootless.Spec{
 		RootDir:  e.Project.RootDir(),
 		Mounts:   mounts.Plan(view),
 		Hostname: "devbox",
 		Network:  network,
-		Userns:   userns,
+		Userns:   usernsMode(cfg),
 		User:     rootless.User{Name: u.Name, Home: u.Home, Shell: "/bin/sh"},
 		Process: rootless.Process{
 			Args:           inv.Args,
@@ -138,7 +134,7 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, c
 			Cwd:            cwd,
 			UID:            u.UID,
 			GID:            u.GID,
-			RootEmulation:  inv.Root && userns == rootless.UsernsSingle,
+			RootEmulation:  inv.Root && usernsMode(cfg) == rootless.UsernsSingle,
 			Terminal:       inv.Terminal,
 			TerminalOutput: inv.TerminalOutput,
 			Rows:           inv.Rows,
@@ -185,6 +181,23 @@ func rootView(e *Environment, ephemeral bool) (mounts.View, func(), error) {
 }
 
 // networkMode maps [network] mode to the sandbox's.
+// LaunchFor is the rootless.Launch of the sandboxes SandboxSpec gives for
+// cfg, so that a caller can start one before the spec is known.
+func LaunchFor(cfg *Config, terminal bool) (rootless.Launch, error) {
+	network, err := networkMode(cfg)
+	if err != nil {
+		return rootless.Launch{}, err
+	}
+	return rootless.Launch{Network: network, Userns: usernsMode(cfg), Terminal: terminal}, nil
+}
+
+func usernsMode(cfg *Config) rootless.Userns {
+	if cfg.Sandbox.Userns == "subuid" {
+		return rootless.UsernsSubuid
+	}
+	return rootless.UsernsSingle
+}
+
 func networkMode(cfg *Config) (rootless.Network, error) {
 	switch cfg.Network.Mode {
 	case "", "host":

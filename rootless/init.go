@@ -284,7 +284,8 @@ func lookPath(name string, env []string) (string, int, error) {
 // reap is pid 1's loop: it forwards signals to the command, reaps every
 // process that exits (orphans are re-parented to pid 1), and when the
 // command itself exits, kills whatever it left behind and returns its
-// status.
+// status. The goroutine that forwards signals is left running: pid 1 exits
+// right after, and signal.Stop would wait for the signal loop.
 func reap(pid int, sigs chan os.Signal) int {
 	go func() {
 		for s := range sigs {
@@ -314,6 +315,5 @@ func reap(pid int, sigs chan os.Signal) int {
 		// reaches every other process in the sandbox.
 		unix.Kill(-1, unix.SIGKILL)
 	}
-	signal.Stop(sigs)
 	return status
 }

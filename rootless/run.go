@@ -31,6 +31,34 @@ var ErrSignaled = errors.New("signal received")
 // them on to the command.
 var forwarded = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT}
 
+// Launch is what creating a sandbox's pid 1 depends on. The rest of its
+// Spec may be worked out while pid 1 starts (Start, then Sandbox.Run).
+type Launch struct {
+	// Network: NetworkHost keeps the host's network namespace; any other
+	// mode gets a namespace of its own.
+	Network Network
+	Userns  Userns
+	// Terminal: the command gets a pty (Process.Terminal).
+	Terminal bool
+}
+
+// LaunchOf is the Launch that spec needs.
+func LaunchOf(spec *Spec) Launch {
+	return Launch{Network: spec.Network, Userns: spec.Userns, Terminal: spec.Process.Terminal}
+}
+
+// Sandbox is a pid 1 that has been created and waits for its spec.
+type Sandbox struct {
+	launch       Launch
+	cmd          *exec.Cmd
+	specW, syncR *os.File
+	term         *terminal
+	// uids and gids are the subuid ranges (userns = "subuid"), nil in
+	// single mode.
+	uids, gids []IDRange
+	used       bool
+}
+
 // Run starts the sandbox that spec describes, waits for its command and
 // returns the command's exit status (128+n when signal n killed it). An
 // error means the sandbox could not be set up; the command did not run.
@@ -38,49 +66,46 @@ var forwarded = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT
 // network); it runs before the sandbox's pid 1 receives its spec, so the
 // network is up before anything inside starts.
 func Run(ctx context.Context, spec *Spec, stdio IO, net network.ParentDriver) (int, error) {
-	if err := spec.check(); err != nil {
+	sb, err := Start(LaunchOf(spec), stdio)
+	if err != nil {
 		return 0, err
 	}
-	if (spec.Network == NetworkHost) != (net == nil) {
-		return 0, fmt.Errorf("network mode %q and the network driver do not go together", spec.Network)
-	}
-	if net != nil {
-		withDNS := *spec
-		withDNS.DNS = net.DNS()
-		spec = &withDNS
-	}
-	// Catch the forwarded signals before the sandbox exists: one that
-	// arrives while it starts waits in sigs and is passed on once pid 1
-	// handles signals, rather than killing devbox and leaving the command
-	// orphaned.
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, forwarded...)
-	defer signal.Stop(sigs)
+	defer sb.Close()
+	return sb.Run(ctx, spec, net)
+}
+
+// Start creates a sandbox's namespaces and its pid 1, which starts up and
+// then waits for Sandbox.Run to send the spec; a caller overlaps that
+// start-up with the work that yields the spec. Close releases a sandbox
+// whose Run was never called.
+func Start(l Launch, stdio IO) (_ *Sandbox, err error) {
+	sb := &Sandbox{launch: l}
+	defer func() {
+		if err != nil {
+			sb.Close()
+		}
+	}()
 	specR, specW, err := os.Pipe()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer specR.Close()
-	defer specW.Close()
+	sb.specW = specW
 	syncR, syncW, err := os.Pipe()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	defer syncR.Close()
 	defer syncW.Close()
+	sb.syncR = syncR
 
-	var uids, gids []IDRange
-	if spec.Userns == UsernsSubuid {
-		if uids, gids, err = subuidMaps(); err != nil {
-			return 0, err
+	if l.Userns == UsernsSubuid {
+		if sb.uids, sb.gids, err = subuidMaps(); err != nil {
+			return nil, err
 		}
-		sized := *spec
-		sized.UIDMapSize, sized.GIDMapSize = mapSize(uids), mapSize(gids)
-		spec = &sized
 	}
 	// An unprivileged user's subuid maps are written by newuidmap after the
 	// clone; until then pid 1 waits in its first stage.
-	helperMaps := spec.Userns == UsernsSubuid && os.Getuid() != 0
+	helperMaps := l.Userns == UsernsSubuid && os.Getuid() != 0
 	cmd := exec.Command("/proc/self/exe")
 	cmd.Args = []string{"devbox-init"}
 	cmd.Env = []string{initEnv + "=1"}
@@ -89,60 +114,108 @@ func Run(ctx context.Context, spec *Spec, stdio IO, net network.ParentDriver) (i
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.In, stdio.Out, stdio.Err
 	cmd.ExtraFiles = []*os.File{specR, syncW}
-	cmd.SysProcAttr = sysProcAttr(spec, uids, gids, helperMaps)
-
-	var term *terminal
-	if spec.Process.Terminal {
-		term, err = newTerminal(stdio)
-		if err != nil {
-			return 0, err
+	cmd.SysProcAttr = sysProcAttr(l, sb.uids, sb.gids, helperMaps)
+	if l.Terminal {
+		if sb.term, err = newTerminal(stdio); err != nil {
+			return nil, err
 		}
-		defer term.close()
-		cmd.ExtraFiles = append(cmd.ExtraFiles, term.childSock)
+		cmd.ExtraFiles = append(cmd.ExtraFiles, sb.term.childSock)
 	}
 	if err := cmd.Start(); err != nil {
-		return 0, startError(err)
+		return nil, startError(err)
 	}
-	specR.Close()
-	syncW.Close()
-	if term != nil {
-		term.childSock.Close()
+	sb.cmd = cmd
+	if sb.term != nil {
+		sb.term.childSock.Close()
 	}
 	if helperMaps {
-		err := writeIDMaps(cmd.Process.Pid, uids, gids)
+		err := writeIDMaps(cmd.Process.Pid, sb.uids, sb.gids)
 		if err == nil {
 			_, err = specW.Write([]byte(idmapDone))
 		}
 		if err != nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-			return 0, fmt.Errorf("userns = \"subuid\": %w", err)
+			return nil, fmt.Errorf("userns = \"subuid\": %w", err)
 		}
+	}
+	return sb, nil
+}
+
+// Close releases the sandbox. Before Run, it ends pid 1, which has not
+// started anything yet.
+func (sb *Sandbox) Close() {
+	if sb.cmd != nil && !sb.used {
+		sb.cmd.Process.Kill()
+		sb.cmd.Wait()
+	}
+	if sb.term != nil {
+		sb.term.close()
+	}
+	if sb.specW != nil {
+		sb.specW.Close()
+	}
+	if sb.syncR != nil {
+		sb.syncR.Close()
+	}
+}
+
+// Run sends spec to the sandbox's pid 1, which sets the sandbox up and runs
+// the command, and returns as the package-level Run does. A Sandbox runs
+// once.
+func (sb *Sandbox) Run(ctx context.Context, spec *Spec, net network.ParentDriver) (int, error) {
+	if sb.used {
+		return 0, errors.New("a sandbox runs one command")
+	}
+	if err := spec.check(); err != nil {
+		return 0, err
+	}
+	if LaunchOf(spec) != sb.launch {
+		return 0, fmt.Errorf("the sandbox was started for %+v, not for this spec (%+v)", sb.launch, LaunchOf(spec))
+	}
+	if (spec.Network == NetworkHost) != (net == nil) {
+		return 0, fmt.Errorf("network mode %q and the network driver do not go together", spec.Network)
+	}
+	sb.used = true
+	cmd := sb.cmd
+	fail := func(err error) (int, error) {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return 0, err
+	}
+	if net != nil {
+		withDNS := *spec
+		withDNS.DNS = net.DNS()
+		spec = &withDNS
+	}
+	if sb.uids != nil {
+		sized := *spec
+		sized.UIDMapSize, sized.GIDMapSize = mapSize(sb.uids), mapSize(sb.gids)
+		spec = &sized
 	}
 	if net != nil {
 		cleanup, err := net.ConfigureNetwork(cmd.Process.Pid)
 		if err != nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-			return 0, fmt.Errorf("network: %w", err)
+			return fail(fmt.Errorf("network: %w", err))
 		}
 		defer cleanup()
 	}
-	err = json.NewEncoder(specW).Encode(spec)
-	specW.Close()
+	// Catch the forwarded signals before the command can start: one that
+	// arrives while it starts waits in sigs and is passed on once pid 1
+	// handles signals, rather than killing devbox and leaving the command
+	// orphaned.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, forwarded...)
+	defer signal.Stop(sigs)
+	err := json.NewEncoder(sb.specW).Encode(spec)
+	sb.specW.Close()
 	if err != nil {
-		cmd.Process.Kill()
-		cmd.Wait()
-		return 0, fmt.Errorf("send spec to sandbox: %w", err)
+		return fail(fmt.Errorf("send spec to sandbox: %w", err))
 	}
-	if term != nil {
-		if err := term.start(); err != nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-			return 0, err
+	if sb.term != nil {
+		if err := sb.term.start(); err != nil {
+			return fail(err)
 		}
 	}
-	dec := json.NewDecoder(syncR)
+	dec := json.NewDecoder(sb.syncR)
 	if err := waitStarted(dec); err != nil {
 		cmd.Wait()
 		return 0, err
@@ -182,13 +255,13 @@ func Run(ctx context.Context, spec *Spec, stdio IO, net network.ParentDriver) (i
 		// pid 1 has reaped every process of the sandbox; what is left is
 		// the kernel tearing its namespaces down, which need not delay the
 		// caller. The goroutine above still reaps pid 1.
-		if term != nil {
-			term.drain()
+		if sb.term != nil {
+			sb.term.drain()
 		}
 		return status, nil
 	case err := <-waited:
-		if term != nil {
-			term.drain()
+		if sb.term != nil {
+			sb.term.drain()
 		}
 		return exitStatus(cmd.ProcessState, err)
 	}
@@ -200,9 +273,9 @@ func Run(ctx context.Context, spec *Spec, stdio IO, net network.ParentDriver) (i
 // the capabilities to mount, and nothing else of the host is mapped. A
 // subuid sandbox gets its full range here only when devbox runs as real
 // root; otherwise helperMaps says newuidmap writes it after the clone.
-func sysProcAttr(spec *Spec, uids, gids []IDRange, helperMaps bool) *syscall.SysProcAttr {
+func sysProcAttr(l Launch, uids, gids []IDRange, helperMaps bool) *syscall.SysProcAttr {
 	flags := uintptr(unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
-	if spec.Network != NetworkHost {
+	if l.Network != NetworkHost {
 		flags |= unix.CLONE_NEWNET
 	}
 	attr := &syscall.SysProcAttr{
@@ -212,7 +285,7 @@ func sysProcAttr(spec *Spec, uids, gids []IDRange, helperMaps bool) *syscall.Sys
 		// Without a terminal of its own the sandbox gets its own process
 		// group, so that a Ctrl-C at the caller's terminal reaches it once,
 		// forwarded by Run, rather than directly and forwarded again.
-		Setpgid: !spec.Process.Terminal,
+		Setpgid: !l.Terminal,
 	}
 	switch {
 	case helperMaps:

@@ -181,6 +181,53 @@ func TestRunKillsLeftovers(t *testing.T) {
 	}
 }
 
+// TestStartThenRun: a sandbox started before its spec is known runs the
+// spec once; one closed without running leaves no process behind; a spec
+// that needs another kind of sandbox is refused before anything runs.
+func TestStartThenRun(t *testing.T) {
+	layer := busyboxLayer(t)
+	stdio := IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}
+	t.Run("run", func(t *testing.T) {
+		spec := sandbox(t, []string{layer}, "sh", "-c", "exit 4")
+		sb, err := Start(LaunchOf(spec), stdio)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sb.Close()
+		if code, err := sb.Run(context.Background(), spec, nil); err != nil || code != 4 {
+			t.Fatalf("Run = %d, %v; want 4", code, err)
+		}
+		if _, err := sb.Run(context.Background(), spec, nil); err == nil {
+			t.Error("a second Run of the same sandbox succeeded")
+		}
+	})
+	t.Run("closed unused", func(t *testing.T) {
+		sb, err := Start(Launch{Network: NetworkHost, Userns: UsernsSingle}, stdio)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid := sb.cmd.Process.Pid
+		sb.Close()
+		if err := unix.Kill(pid, 0); !errors.Is(err, unix.ESRCH) {
+			t.Errorf("pid 1 (%d) still exists after Close: kill(0) = %v", pid, err)
+		}
+	})
+	t.Run("launch mismatch", func(t *testing.T) {
+		spec := sandbox(t, []string{layer}, "touch", "ran")
+		sb, err := Start(Launch{Network: NetworkNone, Userns: UsernsSingle}, stdio)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sb.Close()
+		if _, err := sb.Run(context.Background(), spec, nil); err == nil || !strings.Contains(err.Error(), "was started for") {
+			t.Errorf("Run of a host-network spec in a sandbox started for network none: %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(spec.Process.Cwd, "ran")); err == nil {
+			t.Error("the command ran")
+		}
+	})
+}
+
 func TestRunNetworkNone(t *testing.T) {
 	layer := busyboxLayer(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

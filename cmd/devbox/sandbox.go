@@ -63,6 +63,10 @@ func prepare(ctx context.Context, f *Factory, opts env.PrepareOptions) (*env.Env
 	if err != nil {
 		return nil, err
 	}
+	return prepareConfig(ctx, f, cfg, opts)
+}
+
+func prepareConfig(ctx context.Context, f *Factory, cfg *env.Config, opts env.PrepareOptions) (*env.Environment, error) {
 	b, err := builder(ctx, f)
 	if err != nil {
 		return nil, err
@@ -89,7 +93,26 @@ func networkDriver(e *env.Environment, mode rootless.Network) (network.ParentDri
 // working directory, building what the cache lacks, and returns the
 // command's status as an *ExitError when it is not 0.
 func runInSandbox(ctx context.Context, f *Factory, req sandboxRequest) error {
-	e, err := prepare(ctx, f, req.Prepare)
+	cfg, err := f.Config()
+	if err != nil {
+		return err
+	}
+	terminal := IsTerminal(f.IO.In)
+	if f.IO.OutFile == nil || f.IO.ErrFile == nil {
+		return errors.New("the sandbox needs file-backed standard output and error")
+	}
+	launch, err := env.LaunchFor(cfg, terminal)
+	if err != nil {
+		return err
+	}
+	// The sandbox's pid 1 starts up, a process of its own on another core,
+	// while the environment is prepared; then it waits for its spec.
+	sb, err := rootless.Start(launch, rootless.IO{In: stdinFile(f.IO), Out: f.IO.OutFile, Err: f.IO.ErrFile})
+	if err != nil {
+		return err
+	}
+	defer sb.Close()
+	e, err := prepareConfig(ctx, f, cfg, req.Prepare)
 	if err != nil {
 		return err
 	}
@@ -106,7 +129,7 @@ func runInSandbox(ctx context.Context, f *Factory, req sandboxRequest) error {
 		return err
 	}
 	inv := env.Invocation{Args: args, Cwd: wd, Root: req.Root, Ephemeral: req.Ephemeral}
-	if IsTerminal(f.IO.In) {
+	if terminal {
 		inv.Terminal = true
 		inv.TerminalOutput = IsTerminal(f.IO.OutFile)
 		if ws, err := unix.IoctlGetWinsize(int(f.IO.In.Fd()), unix.TIOCGWINSZ); err == nil {
@@ -123,14 +146,11 @@ func runInSandbox(ctx context.Context, f *Factory, req sandboxRequest) error {
 		return err
 	}
 	defer release()
-	if f.IO.OutFile == nil || f.IO.ErrFile == nil {
-		return errors.New("the sandbox needs file-backed standard output and error")
-	}
 	driver, err := networkDriver(e, spec.Network)
 	if err != nil {
 		return err
 	}
-	code, err := rootless.Run(ctx, spec, rootless.IO{In: stdinFile(f.IO), Out: f.IO.OutFile, Err: f.IO.ErrFile}, driver)
+	code, err := sb.Run(ctx, spec, driver)
 	if err != nil {
 		return fmt.Errorf("run %s: %w", args[0], err)
 	}
