@@ -2,6 +2,8 @@ package env
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/devboxhq/devbox/image"
 	"github.com/devboxhq/devbox/internal/fsutil"
+	"golang.org/x/sys/unix"
 )
 
 // envRecord is what a project used last: written by Prepare to
@@ -22,7 +25,7 @@ type envRecord struct {
 
 // runRecord lists the layers of a running sandbox: written to
 // projects/<id>/running/<name>.json and held with a shared flock for the
-// sandbox's lifetime. GC keeps those layers even if the project's
+// sandbox's lifetime (see Running). GC keeps those layers even if the project's
 // devbox.toml has moved on, and deletes records nobody holds any more.
 type runRecord struct {
 	Layers []string `json:"layers"`
@@ -50,14 +53,15 @@ func (p *Project) record(e *Environment) error {
 
 // Running records that a sandbox of e runs, until release: Reset refuses
 // to run meanwhile, and GC keeps every layer the sandbox uses.
+//
+// Sandboxes that run the same layers share one record, named after its
+// content and each holding a shared flock on it. It is linked into place
+// complete, once; a later run only opens and locks it, which keeps the
+// common warm start free of writes.
 func (e *Environment) Running() (release func(), err error) {
 	p := e.Project
 	unlockProject, err := fsutil.LockShared(filepath.Join(p.StateDir, "lock"))
 	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(p.runningDir(), 0o700); err != nil {
-		unlockProject()
 		return nil, err
 	}
 	b, err := json.Marshal(runRecord{Layers: e.Layers})
@@ -65,20 +69,62 @@ func (e *Environment) Running() (release func(), err error) {
 		unlockProject()
 		return nil, err
 	}
-	path := filepath.Join(p.runningDir(), fmt.Sprintf("%d-%s.json", os.Getpid(), fsutil.RandomSuffix()))
-	unlockRecord, err := fsutil.LockShared(path)
-	if err == nil {
-		err = os.WriteFile(path, b, 0o600)
-	}
+	sum := sha256.Sum256(b)
+	f, err := holdRecord(filepath.Join(p.runningDir(), hex.EncodeToString(sum[:8])+".json"), b)
 	if err != nil {
 		unlockProject()
-		return nil, err
+		return nil, fmt.Errorf("record the running sandbox: %w", err)
 	}
 	return func() {
-		os.Remove(path)
-		unlockRecord()
+		f.Close()
 		unlockProject()
 	}, nil
+}
+
+// holdRecord opens the record at path, making it with data when it is
+// missing, and holds a shared flock on it. GC removes a record that nobody
+// holds while it holds an exclusive flock on it: a record removed between
+// the open and the flock here is made again.
+func holdRecord(path string, data []byte) (*os.File, error) {
+	for try := 0; try < 16; try++ {
+		f, err := os.Open(path)
+		if errors.Is(err, os.ErrNotExist) {
+			if err := linkRecord(path, data); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_SH); err != nil {
+			f.Close()
+			return nil, &os.PathError{Op: "flock", Path: path, Err: err}
+		}
+		var held, now unix.Stat_t
+		if unix.Fstat(int(f.Fd()), &held) == nil && unix.Stat(path, &now) == nil && held.Dev == now.Dev && held.Ino == now.Ino {
+			return f, nil
+		}
+		f.Close()
+	}
+	return nil, fmt.Errorf("%s: removed as soon as it is made", path)
+}
+
+// linkRecord makes the file path with data, complete or not at all; one
+// that another process made first is kept.
+func linkRecord(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := filepath.Join(filepath.Dir(path), ".tmp-"+fsutil.RandomSuffix())
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, path); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	return nil
 }
 
 // GCOptions change what GC removes.

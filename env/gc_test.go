@@ -146,17 +146,24 @@ func TestGC(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The project moves on to b while its sandbox still runs on a.
-		f.project(t, "a", f.refB)
-		if _, err := GC(f.dirs, f.store, GCOptions{All: true}); err != nil {
+		// A second sandbox on the same layers shares the record.
+		releaseSecond, err := e.Running()
+		if err != nil {
 			t.Fatal(err)
 		}
-		for _, d := range e.Layers {
-			if _, err := os.Stat(d); err != nil {
-				t.Errorf("layer %s of a running sandbox was removed", d)
+		// The project moves on to b while its sandboxes still run on a.
+		f.project(t, "a", f.refB)
+		for _, done := range []func(){release, releaseSecond} {
+			if _, err := GC(f.dirs, f.store, GCOptions{All: true}); err != nil {
+				t.Fatal(err)
 			}
+			for _, d := range e.Layers {
+				if _, err := os.Stat(d); err != nil {
+					t.Fatalf("layer %s of a running sandbox was removed", d)
+				}
+			}
+			done()
 		}
-		release()
 		if _, err := GC(f.dirs, f.store, GCOptions{All: true}); err != nil {
 			t.Fatal(err)
 		}
