@@ -42,6 +42,17 @@ func Init() int {
 	// The set-up below changes per-thread state (no_new_privs) that the
 	// command must inherit: keep it all on one thread.
 	runtime.LockOSThread()
+	// Handle the signals pid 1 forwards before the command starts: the
+	// parent passes a signal on as soon as it has, and without a handler
+	// the Go runtime would end pid 1, and the sandbox with it. The first
+	// signal.Notify starts a thread and waits for it (most of a
+	// millisecond), so it runs beside the set-up.
+	sigs := make(chan os.Signal, 16)
+	handled := make(chan struct{})
+	go func() {
+		signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH)
+		close(handled)
+	}()
 	syncPipe := os.NewFile(fdSync, "sync")
 	fail := func(err error) int {
 		sendMessage(syncPipe, message{Type: msgSetupError, Error: err.Error()})
@@ -53,11 +64,6 @@ func Init() int {
 		return fail(fmt.Errorf("read spec: %w", err))
 	}
 	specFile.Close()
-	// Handle the signals pid 1 forwards from here on: the parent passes a
-	// signal on as soon as the command has started, and without a handler
-	// the Go runtime would end pid 1, and the sandbox with it.
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH)
 	if err := setup(&spec); err != nil {
 		return fail(err)
 	}
@@ -65,6 +71,7 @@ func Init() int {
 	if err != nil {
 		return fail(err)
 	}
+	<-handled
 	pid, status, err := startCommand(&spec, stdio)
 	if err != nil && status != 0 {
 		// The command could not be executed: say why on its stderr, and

@@ -18,12 +18,17 @@ func Main(f *Factory) int {
 	// a running sandbox gets the signal forwarded instead.
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
-	term := make(chan os.Signal, 1)
-	signal.Notify(term, unix.SIGTERM)
-	defer signal.Stop(term)
+	// The first signal.Notify starts a thread and waits for it: off the
+	// path to the command.
 	go func() {
-		<-term
-		cancel(rootless.ErrSignaled)
+		term := make(chan os.Signal, 1)
+		signal.Notify(term, unix.SIGTERM)
+		defer signal.Stop(term)
+		select {
+		case <-term:
+			cancel(rootless.ErrSignaled)
+		case <-ctx.Done():
+		}
 	}()
 	err := root.ExecuteContext(ctx)
 	return exitCode(err, f.IO.ErrOut)
