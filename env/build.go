@@ -273,6 +273,7 @@ func (b *Builder) ensureStep(ctx context.Context, e *Environment, st Step, rebui
 		}
 	}
 	b.Log(fmt.Sprintf("building %s (%s)", st.Name, st.Key[:12]))
+	fsutil.MarkTopDir(stepsDir(b.Dirs))
 	tmp, err := os.MkdirTemp(stepsDir(b.Dirs), ".tmp-"+st.Key+"-")
 	if err != nil {
 		return err

@@ -378,6 +378,7 @@ func (s *Store) ensureLayer(ctx context.Context, l v1.Layer, info Layer, progres
 		}
 	}
 	progress(Event{Kind: LayerStarted, Layer: info})
+	fsutil.MarkTopDir(s.layersDir())
 	tmp := filepath.Join(s.layersDir(), ".tmp-"+info.DiffID.Hex+"-"+fsutil.RandomSuffix())
 	if err := os.Mkdir(tmp, 0o755); err != nil {
 		return err

@@ -937,6 +937,7 @@ func (s *Store) unpackRootFSOnce(ctx context.Context, f *os.File, info *Layer, p
 			return nil
 		}
 	}
+	fsutil.MarkTopDir(s.layersDir())
 	tmpPrefix := filepath.Join(s.layersDir(), ".tmp-rootfs-"+info.Digest.Hex+"-")
 	// Whoever held the lock before us may have been killed mid-unpack.
 	stale, _ := filepath.Glob(tmpPrefix + "*")

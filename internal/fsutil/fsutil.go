@@ -104,3 +104,27 @@ func TreeSize(dir string) int64 {
 	})
 	return n
 }
+
+// fsTopDirFlag is FS_TOPDIR_FL, what chattr +T sets (linux/fs.h).
+const fsTopDirFlag = 0x00020000
+
+// MarkTopDir asks the filesystem to treat each directory made in dir as the
+// top of a hierarchy (chattr +T), as a store of layers is: ext4's Orlov
+// allocator then places each new layer in a block group with room to
+// spare instead of beside the one before it. Without that, on an ext4
+// without a journal, a layer unpacked soon after others were deleted
+// (a gc, a reset) skips their freed inodes one disk read at a time: a
+// Debian pull after a few delete-and-pull cycles took 3.4 s instead of
+// 0.9 s. It is a hint: on a filesystem without the flag nothing changes.
+func MarkTopDir(dir string) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	flags, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+	if err != nil || flags&fsTopDirFlag != 0 {
+		return
+	}
+	unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(flags|fsTopDirFlag))
+}
