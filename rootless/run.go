@@ -106,22 +106,21 @@ func Start(l Launch, stdio IO) (_ *Sandbox, err error) {
 	// An unprivileged user's subuid maps are written by newuidmap after the
 	// clone; until then pid 1 waits in its first stage.
 	helperMaps := l.Userns == UsernsSubuid && os.Getuid() != 0
-	cmd := exec.Command("/proc/self/exe")
-	cmd.Args = []string{"devbox-init"}
-	cmd.Env = []string{initEnv + "=1"}
-	if helperMaps {
-		cmd.Env = []string{initEnv + "=" + stageAwaitIDMap}
-	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.In, stdio.Out, stdio.Err
-	cmd.ExtraFiles = []*os.File{specR, syncW}
-	cmd.SysProcAttr = sysProcAttr(l, sb.uids, sb.gids, helperMaps)
 	if l.Terminal {
 		if sb.term, err = newTerminal(stdio); err != nil {
 			return nil, err
 		}
-		cmd.ExtraFiles = append(cmd.ExtraFiles, sb.term.childSock)
 	}
-	if err := cmd.Start(); err != nil {
+	prog := initExecutable()
+	cmd := initCommand(prog, l, sb, stdio, specR, syncW, helperMaps)
+	err = cmd.Start()
+	if err != nil && prog != selfExe {
+		// The init program's copy went away or cannot be executed: this
+		// executable can be pid 1 as well.
+		cmd = initCommand(selfExe, l, sb, stdio, specR, syncW, helperMaps)
+		err = cmd.Start()
+	}
+	if err != nil {
 		return nil, startError(err)
 	}
 	sb.cmd = cmd
@@ -138,6 +137,23 @@ func Start(l Launch, stdio IO) (_ *Sandbox, err error) {
 		}
 	}
 	return sb, nil
+}
+
+// initCommand is the command that starts pid 1 from the program prog.
+func initCommand(prog string, l Launch, sb *Sandbox, stdio IO, specR, syncW *os.File, helperMaps bool) *exec.Cmd {
+	cmd := exec.Command(prog)
+	cmd.Args = []string{"devbox-init"}
+	cmd.Env = []string{initEnv + "=1"}
+	if helperMaps {
+		cmd.Env = []string{initEnv + "=" + stageAwaitIDMap}
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.In, stdio.Out, stdio.Err
+	cmd.ExtraFiles = []*os.File{specR, syncW}
+	if sb.term != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, sb.term.childSock)
+	}
+	cmd.SysProcAttr = sysProcAttr(l, sb.uids, sb.gids, helperMaps)
+	return cmd
 }
 
 // Close releases the sandbox. Before Run, it ends pid 1, which has not

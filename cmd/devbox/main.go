@@ -4,15 +4,26 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 
 	"github.com/devboxhq/devbox/rootless"
 )
 
 func main() {
-	// A sandbox's pid 1 is this same binary, re-executed; it must not
-	// build the CLI, so the check comes first.
+	// A sandbox's pid 1 may be this same binary, re-executed (see
+	// UseInitProgram); it must not build the CLI, so the check comes first.
 	if rootless.IsInit() {
 		os.Exit(rootless.Init())
 	}
-	os.Exit(Main(NewFactory(System())))
+	f := NewFactory(System())
+	if initProgram != nil {
+		rootless.UseInitProgram(initProgram, initProgramSum, func() (string, error) {
+			dirs, err := f.Dirs()
+			if err != nil {
+				return "", err
+			}
+			return filepath.Join(dirs.Cache, "init"), nil
+		})
+	}
+	os.Exit(Main(f))
 }
