@@ -93,25 +93,39 @@ func networkDriver(e *env.Environment, mode rootless.Network) (network.ParentDri
 // working directory, building what the cache lacks, and returns the
 // command's status as an *ExitError when it is not 0.
 func runInSandbox(ctx context.Context, f *Factory, req sandboxRequest) error {
+	if f.IO.OutFile == nil || f.IO.ErrFile == nil {
+		return errors.New("the sandbox needs file-backed standard output and error")
+	}
+	terminal := IsTerminal(f.IO.In)
+	stdio := rootless.IO{In: stdinFile(f.IO), Out: f.IO.OutFile, Err: f.IO.ErrFile}
+	// The sandbox's pid 1 starts up, a process of its own on another core,
+	// while devbox.toml is read and the environment prepared; then it waits
+	// for its spec. It starts for what most projects use (the host's
+	// network, one mapped id) and again if devbox.toml asks for more; an
+	// error surfaces when the right one is started, after devbox.toml's.
+	launch := rootless.Launch{Network: rootless.NetworkHost, Userns: rootless.UsernsSingle, Terminal: terminal}
+	sb, startErr := rootless.Start(launch, stdio)
+	defer func() {
+		if sb != nil {
+			sb.Close()
+		}
+	}()
 	cfg, err := f.Config()
 	if err != nil {
 		return err
 	}
-	terminal := IsTerminal(f.IO.In)
-	if f.IO.OutFile == nil || f.IO.ErrFile == nil {
-		return errors.New("the sandbox needs file-backed standard output and error")
-	}
-	launch, err := env.LaunchFor(cfg, terminal)
+	want, err := env.LaunchFor(cfg, terminal)
 	if err != nil {
 		return err
 	}
-	// The sandbox's pid 1 starts up, a process of its own on another core,
-	// while the environment is prepared; then it waits for its spec.
-	sb, err := rootless.Start(launch, rootless.IO{In: stdinFile(f.IO), Out: f.IO.OutFile, Err: f.IO.ErrFile})
-	if err != nil {
-		return err
+	if want != launch || startErr != nil {
+		if sb != nil {
+			sb.Close()
+		}
+		if sb, err = rootless.Start(want, stdio); err != nil {
+			return err
+		}
 	}
-	defer sb.Close()
 	e, err := prepareConfig(ctx, f, cfg, req.Prepare)
 	if err != nil {
 		return err
