@@ -83,13 +83,14 @@ func (b *Builder) Prepare(ctx context.Context, cfg *Config, opts PrepareOptions)
 	}
 	defer release()
 	lockPath := filepath.Join(cfg.Dir(), LockFileName)
-	lock, err := ReadLock(lockPath)
+	lock, err := readLockCached(b.Dirs, lockPath)
 	if err != nil {
 		return nil, err
 	}
 	if opts.Frozen && lock == nil {
 		return nil, &StaleLockError{Why: "does not exist"}
 	}
+	pinned := lock
 	if opts.Update {
 		lock = nil
 	}
@@ -109,7 +110,7 @@ func (b *Builder) Prepare(ctx context.Context, cfg *Config, opts PrepareOptions)
 	e.Lock = newLock(cfg, img, shas, lock)
 	if opts.Frozen {
 		// Checked before anything is built or downloaded.
-		if old, _ := ReadLock(lockPath); old == nil || !bytes.Equal(old.Marshal(), e.Lock.Marshal()) {
+		if pinned == nil || !bytes.Equal(pinned.Marshal(), e.Lock.Marshal()) {
 			return nil, &StaleLockError{Why: "does not match devbox.toml"}
 		}
 	}

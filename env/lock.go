@@ -52,6 +52,11 @@ func ReadLock(path string) (*Lock, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseLock(path, src)
+}
+
+// parseLock checks src, the contents of the lock file at path.
+func parseLock(path string, src []byte) (*Lock, error) {
 	name := displayName(path)
 	var l Lock
 	md, err := toml.Decode(string(src), &l)

@@ -56,8 +56,7 @@ type Project struct {
 // path, and records that path in a file named "path" so that tools like gc
 // can find the projects that use the store.
 func OpenProject(dirs Dirs, dir string) (*Project, error) {
-	sum := sha256.Sum256([]byte(dir))
-	p := &Project{Dir: dir, StateDir: filepath.Join(dirs.Data, "projects", hex.EncodeToString(sum[:8]))}
+	p := &Project{Dir: dir, StateDir: projectStateDir(dirs, dir)}
 	for _, d := range []string{p.UpperDir(), p.WorkDir(), p.HomeDir(), p.RootDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("project state: %w", err)
@@ -76,6 +75,12 @@ func OpenProject(dirs Dirs, dir string) (*Project, error) {
 		}
 	}
 	return p, nil
+}
+
+// projectStateDir is the state directory of the project in dir.
+func projectStateDir(dirs Dirs, dir string) string {
+	sum := sha256.Sum256([]byte(dir))
+	return filepath.Join(dirs.Data, "projects", hex.EncodeToString(sum[:8]))
 }
 
 // ErrInUse is returned by Reset while a sandbox of the project runs.

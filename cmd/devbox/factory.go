@@ -40,7 +40,11 @@ func NewFactory(io *IOStreams) *Factory {
 		if err != nil {
 			return nil, err
 		}
-		return env.Load(path)
+		dirs, err := f.Dirs()
+		if err != nil {
+			return env.Load(path)
+		}
+		return env.LoadCached(dirs, path)
 	}
 	f.Store = func() (*image.Store, error) {
 		dirs, err := f.Dirs()

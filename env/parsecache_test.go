@@ -1,0 +1,123 @@
+package env
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// writeOld writes a file whose timestamps are out of the racy window.
+func writeOld(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
+	}
+	// ctime cannot be set: wait the racy window out instead.
+	time.Sleep(racyWindow + 50*time.Millisecond)
+}
+
+func TestLoadCached(t *testing.T) {
+	t.Parallel()
+	dirs := Dirs{Cache: t.TempDir(), Data: t.TempDir()}
+	project := t.TempDir()
+	path := filepath.Join(project, FileName)
+	example, err := os.ReadFile(filepath.Join("..", "devbox.toml.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeOld(t, path, string(example))
+	want, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := LoadCached(dirs, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := filepath.Join(parseCacheDir(dirs, project), FileName+".json")
+	if _, err := os.Stat(cache); err != nil {
+		t.Fatalf("no parse cached: %v", err)
+	}
+	second, err := LoadCached(dirs, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every key of the example survives the round trip through JSON, nil
+	// and empty alike (step keys are made from these values).
+	for name, got := range map[string]*Config{"parsed": first, "cached": second} {
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s config differs from Load's:\n got %+v\nwant %+v", name, got, want)
+		}
+	}
+
+	// The cache is what a warm run reads: a record for this very file wins.
+	var rec parsed[*Config]
+	b, _ := os.ReadFile(cache)
+	json.Unmarshal(b, &rec)
+	rec.Value.Image.Ref = "from-the-cache"
+	b, _ = json.Marshal(rec)
+	os.WriteFile(cache, b, 0o600)
+	if c, err := LoadCached(dirs, path); err != nil || c.Image.Ref != "from-the-cache" {
+		t.Fatalf("LoadCached did not read its cache: %v, %v", c, err)
+	}
+
+	// Any change to the file is parsed (and checked) again.
+	if err := os.WriteFile(path, []byte("[image]\nref = \"changed\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := LoadCached(dirs, path); err != nil || c.Image.Ref != "changed" {
+		t.Errorf("after an edit: %+v, %v; want ref \"changed\"", c, err)
+	}
+	if err := os.WriteFile(path, []byte("[image]\nreff = \"x\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadCached(dirs, path); err == nil {
+		t.Error("an unknown key was accepted")
+	}
+}
+
+func TestLoadCachedRacy(t *testing.T) {
+	t.Parallel()
+	dirs := Dirs{Cache: t.TempDir(), Data: t.TempDir()}
+	project := t.TempDir()
+	path := filepath.Join(project, FileName)
+	if err := os.WriteFile(path, []byte("[image]\nref = \"busybox\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadCached(dirs, path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(parseCacheDir(dirs, project), FileName+".json")); !os.IsNotExist(err) {
+		t.Errorf("a file changed a moment ago was cached (%v): an edit within its timestamps' resolution would go unseen", err)
+	}
+}
+
+func TestReadLockCached(t *testing.T) {
+	t.Parallel()
+	dirs := Dirs{Cache: t.TempDir(), Data: t.TempDir()}
+	project := t.TempDir()
+	path := filepath.Join(project, LockFileName)
+	if l, err := readLockCached(dirs, path); l != nil || err != nil {
+		t.Fatalf("missing lock = %v, %v; want nil, nil", l, err)
+	}
+	lock := &Lock{Version: lockVersion, Image: LockImage{Ref: "busybox", Digests: map[string]string{"linux/amd64": "sha256:" + strings.Repeat("0", 64)}}}
+	writeOld(t, path, string(lock.Marshal()))
+	want, err := ReadLock(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		got, err := readLockCached(dirs, path)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("read %d: %+v, %v; want %+v", i, got, err, want)
+		}
+	}
+}
