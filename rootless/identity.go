@@ -42,22 +42,17 @@ func etcFiles(spec *Spec) map[string][]byte {
 	return files
 }
 
-// writeEtcFiles binds each file read-only over /etc/NAME from a private
-// tmpfs, so that neither the image nor the project's writable layer
-// changes.
+// writeEtcFiles binds each file read-only over /etc/NAME from the
+// sandbox's own /dev tmpfs, so that neither the image nor the project's
+// writable layer changes.
 func writeEtcFiles(files map[string][]byte) error {
 	if len(files) == 0 {
 		return nil
 	}
-	const staging = "/dev/.devbox-etc"
-	if err := os.Mkdir(staging, 0o755); err != nil {
-		return err
-	}
-	if err := unix.Mount("tmpfs", staging, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=1m,mode=755"); err != nil {
-		return &os.SyscallError{Syscall: "mount tmpfs " + staging, Err: err}
-	}
 	for name, data := range files {
-		src, dst := staging+"/"+name, "/etc/"+name
+		// Written to the sandbox's own /dev tmpfs, bind-mounted over the
+		// image's file, then unlinked: the bind mount keeps it alive.
+		src, dst := "/dev/.devbox-etc-"+name, "/etc/"+name
 		if err := os.WriteFile(src, data, 0o644); err != nil {
 			return err
 		}
@@ -70,12 +65,11 @@ func writeEtcFiles(files map[string][]byte) error {
 		if err := unix.Mount("", dst, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 			return &os.SyscallError{Syscall: "remount ro " + dst, Err: err}
 		}
+		if err := os.Remove(src); err != nil {
+			return err
+		}
 	}
-	// The bind mounts keep the files alive; the staging mount goes.
-	if err := unix.Unmount(staging, unix.MNT_DETACH); err != nil {
-		return &os.SyscallError{Syscall: "umount " + staging, Err: err}
-	}
-	return os.Remove(staging)
+	return nil
 }
 
 // mergeEntry returns the lines of a passwd or group file with entry for

@@ -220,7 +220,9 @@ func (sb *Sandbox) Run(ctx context.Context, spec *Spec, net network.ParentDriver
 	// orphaned.
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, forwarded...)
-	defer signal.Stop(sigs)
+	// signal.Stop waits for the signal loop to go idle (up to a quarter of
+	// a millisecond): not on the way out of devbox.
+	defer func() { go signal.Stop(sigs) }()
 	err := json.NewEncoder(sb.specW).Encode(spec)
 	sb.specW.Close()
 	if err != nil {
