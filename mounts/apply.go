@@ -131,7 +131,7 @@ func resolveTarget(root *os.File, target string, isDir bool) (*os.File, error) {
 		return f, err
 	}
 	if isDir {
-		return pathrs.MkdirAllHandle(root, target, 0o755)
+		return dirInRoot(root, target)
 	}
 	parent, err := dirInRoot(root, filepath.Dir(target))
 	if err != nil {
@@ -147,13 +147,26 @@ func resolveTarget(root *os.File, target string, isDir bool) (*os.File, error) {
 	return openInRoot(root, target)
 }
 
-// dirInRoot is the directory dir inside root, created when missing.
+// dirInRoot is the directory dir inside root, created (mode 0755, with its
+// missing parents) when missing. Each directory is made by mkdirat in a
+// parent resolved inside root, which never follows a symlink in the last
+// component: an image's symlink there is then resolved inside root too.
 func dirInRoot(root *os.File, dir string) (*os.File, error) {
+	dir = filepath.Clean("/" + dir)
 	f, err := openInRoot(root, dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return pathrs.MkdirAllHandle(root, dir, 0o755)
+	if !errors.Is(err, os.ErrNotExist) {
+		return f, err
 	}
-	return f, err
+	parent, err := dirInRoot(root, filepath.Dir(dir))
+	if err != nil {
+		return nil, err
+	}
+	err = unix.Mkdirat(int(parent.Fd()), filepath.Base(dir), 0o755)
+	parent.Close()
+	if err != nil && !errors.Is(err, unix.EEXIST) {
+		return nil, &os.PathError{Op: "mkdir", Path: dir, Err: err}
+	}
+	return openInRoot(root, dir)
 }
 
 // openInRoot opens an O_PATH handle on path inside root: openat2 with
