@@ -10,16 +10,23 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/devboxhq/devbox/image"
 )
 
+// The patterns are compiled on first use: a warm run reads devbox.toml
+// from the parse cache and validates nothing, and should not pay for them.
 var (
-	namePattern    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
-	envPattern     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	sha256Pattern  = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	packagePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.+_:=~<>@/-]*$`)
+	namePattern    = lazyRegexp(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+	envPattern     = lazyRegexp(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	sha256Pattern  = lazyRegexp(`^[0-9a-f]{64}$`)
+	packagePattern = lazyRegexp(`^[A-Za-z0-9][A-Za-z0-9.+_:=~<>@/-]*$`)
 )
+
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
 
 // validate checks the values that the schema's types cannot, returning the
 // first problem as a *schemaError.
@@ -38,7 +45,7 @@ func (c *Config) validate() error {
 		}
 	}
 	for i, p := range c.Tools.Packages {
-		if !packagePattern.MatchString(p) {
+		if !packagePattern().MatchString(p) {
 			return bad(fmt.Sprintf("%q is not a package name", p), "tools", "packages", fmt.Sprintf("[%d]", i))
 		}
 	}
@@ -51,7 +58,7 @@ func (c *Config) validate() error {
 			return &schemaError{Key: key("url"), Msg: "is required: where to download the archive", missing: true}
 		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 			return bad(fmt.Sprintf("%q is not an http(s) URL", a.URL), key("url")...)
-		case a.SHA256 != "" && !sha256Pattern.MatchString(a.SHA256):
+		case a.SHA256 != "" && !sha256Pattern().MatchString(a.SHA256):
 			return bad("must be 64 lowercase hex digits (the output of sha256sum)", key("sha256")...)
 		case a.Strip < 0:
 			return bad("must be 0 or more", key("strip")...)
@@ -59,7 +66,7 @@ func (c *Config) validate() error {
 			return bad(fmt.Sprintf("%q must be an absolute path inside the sandbox", a.Dest), key("dest")...)
 		}
 		name := a.StepName()
-		if !namePattern.MatchString(name) {
+		if !namePattern().MatchString(name) {
 			return bad(fmt.Sprintf("%q is not a name: use letters, digits, '.', '_' and '-'", name), key("name")...)
 		}
 		if names[name] {
@@ -86,13 +93,13 @@ func (c *Config) validate() error {
 		return bad(fmt.Sprintf("%q must be an absolute path inside the sandbox", w), "shell", "workdir")
 	}
 	for _, k := range slices.Sorted(maps.Keys(c.Env)) {
-		if !envPattern.MatchString(k) {
+		if !envPattern().MatchString(k) {
 			return bad("is not a variable name", "env", k)
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(c.Scripts)) {
 		v := c.Scripts[k]
-		if !namePattern.MatchString(k) {
+		if !namePattern().MatchString(k) {
 			return bad("is not a script name: use letters, digits, '.', '_' and '-'", "scripts", k)
 		}
 		if strings.TrimSpace(v) == "" {
