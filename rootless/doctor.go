@@ -42,6 +42,7 @@ func Doctor(scratch string) []Check {
 		checkSubuid(),
 		checkBinary("slirp4netns", false, `network mode "isolated"`, "apt-get install slirp4netns"),
 		checkTun(),
+		checkInitProgram(),
 	}
 }
 

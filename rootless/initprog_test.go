@@ -86,6 +86,9 @@ func TestInitProgram(t *testing.T) {
 	t.Cleanup(func() {
 		initProg.data, initProg.once = nil, sync.Once{}
 	})
+	if c := checkInitProgram(); c.OK || c.Fix == "" {
+		t.Errorf("doctor without an init program: %+v, want a warning with a fix", c)
+	}
 	stdio := IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}
 	for _, tt := range []struct {
 		name    string
@@ -97,6 +100,9 @@ func TestInitProgram(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			use(tt.dir)
+			if c := checkInitProgram(); c.OK != tt.inCache || (!c.OK && c.Fix == "") {
+				t.Errorf("doctor says %+v; want OK = %v", c, tt.inCache)
+			}
 			spec := sandbox(t, []string{layer}, "sh", "-c", "exit 3")
 			sb, err := Start(LaunchOf(spec), stdio)
 			if err != nil {
