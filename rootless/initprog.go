@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -71,7 +72,7 @@ func checkInitProgram() Check {
 
 // installInitProgram returns dir/devbox-init-SUM, written (complete, by a
 // rename) unless it is there already with data's size. It refuses a dir on
-// a noexec mount, and removes the copies that other versions left.
+// a noexec mount, and removes the old copies that other versions left.
 func installInitProgram(dir string, data []byte, sum string) (string, error) {
 	if len(sum) < 16 {
 		return "", fmt.Errorf("init program: checksum %q is too short", sum)
@@ -108,11 +109,18 @@ func installInitProgram(dir string, data []byte, sum string) (string, error) {
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return "", err
 	}
+	// Copies of other versions go once they are a day old: two devbox
+	// versions used by turns would otherwise remove each other's on every
+	// run and write their own again.
 	old, _ := filepath.Glob(filepath.Join(dir, "devbox-init-*"))
 	for _, o := range old {
-		if o != path {
+		if fi, err := os.Stat(o); err == nil && o != path && time.Since(fi.ModTime()) > staleInitProgram {
 			os.Remove(o)
 		}
 	}
 	return path, nil
 }
+
+// staleInitProgram is the age at which another version's copy of the init
+// program is removed.
+const staleInitProgram = 24 * time.Hour

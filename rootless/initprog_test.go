@@ -20,8 +20,12 @@ func TestInstallInitProgram(t *testing.T) {
 	h := sha256.Sum256(data)
 	sum := hex.EncodeToString(h[:])
 	old := filepath.Join(dir, "devbox-init-0123456789abcdef")
+	recent := filepath.Join(dir, "devbox-init-fedcba9876543210")
 	os.MkdirAll(dir, 0o700)
 	os.WriteFile(old, []byte("an older version"), 0o700)
+	os.WriteFile(recent, []byte("a version in use beside this one"), 0o700)
+	longAgo := time.Now().Add(-2 * staleInitProgram)
+	os.Chtimes(old, longAgo, longAgo)
 
 	path, err := installInitProgram(dir, data, sum)
 	if err != nil {
@@ -38,8 +42,12 @@ func TestInstallInitProgram(t *testing.T) {
 		t.Errorf("installed %q mode %v, want the program, mode 0700", got, fi.Mode())
 	}
 	if _, err := os.Stat(old); !os.IsNotExist(err) {
-		t.Errorf("the copy of an older version is still there")
+		t.Errorf("the old copy of another version is still there")
 	}
+	if _, err := os.Stat(recent); err != nil {
+		t.Errorf("a recent copy of another version was removed: %v", err)
+	}
+	os.Remove(recent)
 
 	// A second use finds it; a copy cut short is replaced.
 	before := fi.ModTime()
