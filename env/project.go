@@ -65,8 +65,12 @@ func OpenProject(dirs Dirs, dir string) (*Project, error) {
 	// The upper layer's own mode is the mode of the sandbox's "/", which
 	// every user inside must be able to search; StateDir keeps other host
 	// users out.
-	if err := os.Chmod(p.UpperDir(), 0o755); err != nil {
-		return nil, fmt.Errorf("project state: %w", err)
+	// Changed only when it differs: a chmod writes the inode (its ctime)
+	// on every run otherwise.
+	if fi, err := os.Stat(p.UpperDir()); err != nil || fi.Mode().Perm() != 0o755 {
+		if err := os.Chmod(p.UpperDir(), 0o755); err != nil {
+			return nil, fmt.Errorf("project state: %w", err)
+		}
 	}
 	pathFile := filepath.Join(p.StateDir, "path")
 	if b, err := os.ReadFile(pathFile); err != nil || string(b) != dir+"\n" {

@@ -121,12 +121,13 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, c
 	if rel, err := filepath.Rel(e.Project.Dir, inv.Cwd); err == nil && !strings.HasPrefix(rel, "..") {
 		cwd = filepath.Join(workTree, rel)
 	}
+	userns := usernsMode(cfg)
 	return &rootless.Spec{
 		RootDir:  e.Project.RootDir(),
 		Mounts:   mounts.Plan(view),
 		Hostname: "devbox",
 		Network:  network,
-		Userns:   usernsMode(cfg),
+		Userns:   userns,
 		User:     rootless.User{Name: u.Name, Home: u.Home, Shell: "/bin/sh"},
 		Process: rootless.Process{
 			Args:           inv.Args,
@@ -134,7 +135,7 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, c
 			Cwd:            cwd,
 			UID:            u.UID,
 			GID:            u.GID,
-			RootEmulation:  inv.Root && usernsMode(cfg) == rootless.UsernsSingle,
+			RootEmulation:  inv.Root && userns == rootless.UsernsSingle,
 			Terminal:       inv.Terminal,
 			TerminalOutput: inv.TerminalOutput,
 			Rows:           inv.Rows,

@@ -369,20 +369,11 @@ func (s *Store) ensureLayer(ctx context.Context, l v1.Layer, info Layer, progres
 		progress(Event{Kind: LayerCached, Layer: info})
 		return nil
 	}
-	// Whoever held the lock before us may have been killed mid-unpack:
-	// its temporary directories are garbage now that we hold the lock.
-	stale, _ := filepath.Glob(filepath.Join(s.layersDir(), ".tmp-"+info.DiffID.Hex+"-*"))
-	for _, d := range stale {
-		if err := RemoveAll(d); err != nil {
-			return fmt.Errorf("remove stale %s: %w", d, err)
-		}
-	}
-	progress(Event{Kind: LayerStarted, Layer: info})
-	fsutil.MarkTopDir(s.layersDir())
-	tmp := filepath.Join(s.layersDir(), ".tmp-"+info.DiffID.Hex+"-"+fsutil.RandomSuffix())
-	if err := os.Mkdir(tmp, 0o755); err != nil {
+	tmp, err := s.layerTemp(info.DiffID.Hex)
+	if err != nil {
 		return err
 	}
+	progress(Event{Kind: LayerStarted, Layer: info})
 	if err := unpackLayer(ctx, l, info, tmp, progress); err != nil {
 		RemoveAll(tmp)
 		return err
@@ -397,6 +388,23 @@ func (s *Store) ensureLayer(ctx context.Context, l v1.Layer, info Layer, progres
 	}
 	progress(Event{Kind: LayerDone, Layer: info, Done: info.Size})
 	return nil
+}
+
+// layerTemp makes a fresh temporary directory ".tmp-NAME-RANDOM" for a
+// layer whose unpacking the caller's lock guards. Whoever held that lock
+// before may have been killed mid-unpack: its ".tmp-NAME-*" directories
+// are garbage and go first.
+func (s *Store) layerTemp(name string) (string, error) {
+	fsutil.MarkTopDir(s.layersDir())
+	prefix := filepath.Join(s.layersDir(), ".tmp-"+name+"-")
+	stale, _ := filepath.Glob(prefix + "*")
+	for _, d := range stale {
+		if err := RemoveAll(d); err != nil {
+			return "", fmt.Errorf("remove stale %s: %w", d, err)
+		}
+	}
+	tmp := prefix + fsutil.RandomSuffix()
+	return tmp, os.Mkdir(tmp, 0o755)
 }
 
 // unpackLayer streams the compressed blob of l through decompression into

@@ -937,20 +937,11 @@ func (s *Store) unpackRootFSOnce(ctx context.Context, f *os.File, info *Layer, p
 			return nil
 		}
 	}
-	fsutil.MarkTopDir(s.layersDir())
-	tmpPrefix := filepath.Join(s.layersDir(), ".tmp-rootfs-"+info.Digest.Hex+"-")
-	// Whoever held the lock before us may have been killed mid-unpack.
-	stale, _ := filepath.Glob(tmpPrefix + "*")
-	for _, d := range stale {
-		if err := RemoveAll(d); err != nil {
-			return fmt.Errorf("remove stale %s: %w", d, err)
-		}
-	}
-	progress(Event{Kind: LayerStarted, Layer: *info})
-	tmp := tmpPrefix + fsutil.RandomSuffix()
-	if err := os.Mkdir(tmp, 0o755); err != nil {
+	tmp, err := s.layerTemp("rootfs-" + info.Digest.Hex)
+	if err != nil {
 		return err
 	}
+	progress(Event{Kind: LayerStarted, Layer: *info})
 	diffID, err := unpackRootFS(ctx, f, *info, tmp, progress)
 	if err == nil {
 		err = fsutil.SyncFS(tmp)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -66,9 +65,7 @@ func doctorRun(opts *DoctorOptions) error {
 	}
 	out := opts.F.IO.Out
 	if opts.JSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(checks); err != nil {
+		if err := printJSON(out, checks); err != nil {
 			return err
 		}
 	} else {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/devboxhq/devbox/env"
@@ -60,9 +59,7 @@ func gcRun(opts *GCOptions) error {
 	}
 	out := opts.F.IO.Out
 	if opts.JSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(r)
+		return printJSON(out, r)
 	}
 	verb := "removed"
 	if opts.DryRun {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 
@@ -82,9 +81,7 @@ func imagesRun(opts *ImagesOptions) error {
 	}
 	out := opts.F.IO.Out
 	if opts.JSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		return printJSON(out, rows)
 	}
 	if len(rows) == 0 {
 		fmt.Fprintln(out, "no images yet: 'devbox pull IMAGE', or 'devbox shell' in a project")

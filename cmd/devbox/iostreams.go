@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"os"
 
@@ -39,4 +40,11 @@ func (s *IOStreams) Logger() *log.Logger {
 		l.SetLevel(log.WarnLevel)
 	}
 	return l
+}
+
+// printJSON writes v to w as indented JSON, for --json.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
