@@ -117,7 +117,7 @@ func TestInitProgram(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer sb.Close()
-			exe, err := os.Readlink("/proc/" + strconv.Itoa(sb.cmd.Process.Pid) + "/exe")
+			exe, err := os.Readlink("/proc/" + strconv.Itoa(sb.init.pid) + "/exe")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"syscall"
 
@@ -50,7 +49,7 @@ func LaunchOf(spec *Spec) Launch {
 // Sandbox is a pid 1 that has been created and waits for its spec.
 type Sandbox struct {
 	launch       Launch
-	cmd          *exec.Cmd
+	init         *initProc
 	specW, syncR *os.File
 	term         *terminal
 	// uids and gids are the subuid ranges (userns = "subuid"), nil in
@@ -112,23 +111,21 @@ func Start(l Launch, stdio IO) (_ *Sandbox, err error) {
 		}
 	}
 	prog := initExecutable()
-	cmd := initCommand(prog, l, sb, stdio, specR, syncW, helperMaps)
-	err = cmd.Start()
+	p, err := sb.startInit(prog, l, stdio, specR, syncW, helperMaps)
 	if err != nil && prog != selfExe {
 		// The init program's copy went away or cannot be executed: this
 		// executable can be pid 1 as well.
-		cmd = initCommand(selfExe, l, sb, stdio, specR, syncW, helperMaps)
-		err = cmd.Start()
+		p, err = sb.startInit(selfExe, l, stdio, specR, syncW, helperMaps)
 	}
 	if err != nil {
 		return nil, startError(err)
 	}
-	sb.cmd = cmd
+	sb.init = p
 	if sb.term != nil {
 		sb.term.childSock.Close()
 	}
 	if helperMaps {
-		err := writeIDMaps(cmd.Process.Pid, sb.uids, sb.gids)
+		err := writeIDMaps(p.pid, sb.uids, sb.gids)
 		if err == nil {
 			_, err = specW.Write([]byte(idmapDone))
 		}
@@ -139,29 +136,27 @@ func Start(l Launch, stdio IO) (_ *Sandbox, err error) {
 	return sb, nil
 }
 
-// initCommand is the command that starts pid 1 from the program prog.
-func initCommand(prog string, l Launch, sb *Sandbox, stdio IO, specR, syncW *os.File, helperMaps bool) *exec.Cmd {
-	cmd := exec.Command(prog)
-	cmd.Args = []string{"devbox-init"}
-	cmd.Env = []string{initEnv + "=1"}
+// startInit starts pid 1 from the program prog.
+func (sb *Sandbox) startInit(prog string, l Launch, stdio IO, specR, syncW *os.File, helperMaps bool) (*initProc, error) {
+	// pid 1 works on one thread (it locks it for the set-up); with one P
+	// the Go runtime does not wake idle threads to spin for work while it
+	// starts, which costs CPU that the CLI needs on the same machine.
+	env := []string{initEnv + "=1", "GOMAXPROCS=1"}
 	if helperMaps {
-		cmd.Env = []string{initEnv + "=" + stageAwaitIDMap}
+		env = []string{initEnv + "=" + stageAwaitIDMap, "GOMAXPROCS=1"}
 	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.In, stdio.Out, stdio.Err
-	cmd.ExtraFiles = []*os.File{specR, syncW}
+	files := []*os.File{stdio.In, stdio.Out, stdio.Err, specR, syncW}
 	if sb.term != nil {
-		cmd.ExtraFiles = append(cmd.ExtraFiles, sb.term.childSock)
+		files = append(files, sb.term.childSock)
 	}
-	cmd.SysProcAttr = sysProcAttr(l, sb.uids, sb.gids, helperMaps)
-	return cmd
+	return startInit(prog, []string{"devbox-init"}, env, files, sysProcAttr(l, sb.uids, sb.gids, helperMaps))
 }
 
 // Close releases the sandbox. Before Run, it ends pid 1, which has not
 // started anything yet.
 func (sb *Sandbox) Close() {
-	if sb.cmd != nil && !sb.used {
-		sb.cmd.Process.Kill()
-		sb.cmd.Wait()
+	if sb.init != nil && !sb.used {
+		sb.init.kill()
 	}
 	if sb.term != nil {
 		sb.term.close()
@@ -191,10 +186,9 @@ func (sb *Sandbox) Run(ctx context.Context, spec *Spec, net network.ParentDriver
 		return 0, fmt.Errorf("network mode %q and the network driver do not go together", spec.Network)
 	}
 	sb.used = true
-	cmd := sb.cmd
+	p := sb.init
 	fail := func(err error) (int, error) {
-		cmd.Process.Kill()
-		cmd.Wait()
+		p.kill()
 		return 0, err
 	}
 	if net != nil {
@@ -208,7 +202,7 @@ func (sb *Sandbox) Run(ctx context.Context, spec *Spec, net network.ParentDriver
 		spec = &sized
 	}
 	if net != nil {
-		cleanup, err := net.ConfigureNetwork(cmd.Process.Pid)
+		cleanup, err := net.ConfigureNetwork(p.pid)
 		if err != nil {
 			return fail(fmt.Errorf("network: %w", err))
 		}
@@ -235,7 +229,7 @@ func (sb *Sandbox) Run(ctx context.Context, spec *Spec, net network.ParentDriver
 	}
 	dec := json.NewDecoder(sb.syncR)
 	if err := waitStarted(dec); err != nil {
-		cmd.Wait()
+		<-p.done
 		return 0, err
 	}
 	exited := make(chan int, 1)
@@ -245,8 +239,6 @@ func (sb *Sandbox) Run(ctx context.Context, spec *Spec, net network.ParentDriver
 			exited <- m.Status
 		}
 	}()
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
 
 	returned := make(chan struct{})
 	defer close(returned)
@@ -257,11 +249,11 @@ func (sb *Sandbox) Run(ctx context.Context, spec *Spec, net network.ParentDriver
 			case <-returned:
 				return
 			case s := <-sigs:
-				cmd.Process.Signal(s)
+				p.signal(s.(syscall.Signal))
 			case <-done:
 				// A signal that cancelled ctx arrives on sigs as well.
 				if !errors.Is(context.Cause(ctx), ErrSignaled) {
-					cmd.Process.Signal(unix.SIGTERM)
+					p.signal(unix.SIGTERM)
 				}
 				done = nil
 			}
@@ -277,11 +269,11 @@ func (sb *Sandbox) Run(ctx context.Context, spec *Spec, net network.ParentDriver
 			sb.term.drain()
 		}
 		return status, nil
-	case err := <-waited:
+	case <-p.done:
 		if sb.term != nil {
 			sb.term.drain()
 		}
-		return exitStatus(cmd.ProcessState, err)
+		return exitStatus(p.status, p.err)
 	}
 }
 
@@ -328,17 +320,17 @@ func startError(err error) error {
 	return fmt.Errorf("start sandbox: %w", err)
 }
 
-// exitStatus is the command's status as a shell reports it.
-func exitStatus(ps *os.ProcessState, err error) (int, error) {
-	if ps == nil {
-		return 0, err
+// exitStatus is the command's status as a shell reports it, from pid 1's
+// wait status.
+func exitStatus(ws unix.WaitStatus, err error) (int, error) {
+	if err != nil {
+		return 0, fmt.Errorf("wait for the sandbox: %w", err)
 	}
-	ws := ps.Sys().(syscall.WaitStatus)
 	switch {
 	case ws.Exited():
 		return ws.ExitStatus(), nil
 	case ws.Signaled():
 		return 128 + int(ws.Signal()), nil
 	}
-	return 0, fmt.Errorf("sandbox ended in an unexpected state: %v", ps)
+	return 0, fmt.Errorf("sandbox ended in an unexpected state (wait status %#x)", uint32(ws))
 }

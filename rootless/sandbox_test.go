@@ -206,7 +206,7 @@ func TestStartThenRun(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pid := sb.cmd.Process.Pid
+		pid := sb.init.pid
 		sb.Close()
 		if err := unix.Kill(pid, 0); !errors.Is(err, unix.ESRCH) {
 			t.Errorf("pid 1 (%d) still exists after Close: kill(0) = %v", pid, err)
