@@ -21,29 +21,45 @@ DEPS := docker-registry busybox-static curl uidmap slirp4netns fuse-overlayfs
 all: build
 
 # One static binary: no cgo, so it runs on any Linux of the architecture and
-# starts without the dynamic loader. It embeds the sandbox's pid 1, built
-# first as a program of its own (cmd/devbox-init), which starts in half the
-# time of devbox re-executed; `go build ./cmd/devbox` alone makes a devbox
-# that re-executes itself instead.
+# starts without the dynamic loader. It carries two programs of its own,
+# each built first:
+# - the sandbox's pid 1 (cmd/devbox-init), which starts in half the time of
+#   devbox re-executed;
+# - the full CLI (package internal/fullprog), gzip-compressed. bin/devbox is
+#   the lean build (tag devbox_lean): without the registry client and the
+#   archive decoders it starts a millisecond sooner, and it executes the
+#   full program for a command that needs them (a pull, a download).
+# `go build ./cmd/devbox` alone makes a full devbox that re-executes itself
+# as pid 1.
 GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w"
 INITPROG := cmd/devbox/initprog/devbox-init
+FULLPROG := cmd/devbox/fullprog/devbox-full
 
 build:
-	@mkdir -p $(dir $(INITPROG))
+	@mkdir -p $(dir $(INITPROG)) $(dir $(FULLPROG))
 	$(GOBUILD) -o $(INITPROG) ./cmd/devbox-init
 	sha256sum $(INITPROG) | cut -d' ' -f1 > $(INITPROG).sha256
-	$(GOBUILD) -tags devbox_init -o bin/devbox ./cmd/devbox
+	$(GOBUILD) -tags devbox_init -o $(FULLPROG) ./cmd/devbox
+	sha256sum $(FULLPROG) | cut -d' ' -f1 > $(FULLPROG).sha256
+	gzip -n -6 -f $(FULLPROG)
+	$(GOBUILD) -tags devbox_init,devbox_lean -o bin/devbox ./cmd/devbox
 
 e2e-bin:
 	$(GO) test -c -o bin/e2e.test ./test
 
 test: deps vet lint unit e2e
 
-vet:
-	$(GO) vet ./...
+# Both builds of devbox: the full one (the default, which the unit tests
+# run) and the lean one, which needs the programs `build` embeds.
+LEAN_TAGS := devbox_lean,devbox_init
 
-lint: $(STATICCHECK)
+vet: build
+	$(GO) vet ./...
+	$(GO) vet -tags $(LEAN_TAGS) ./...
+
+lint: $(STATICCHECK) build
 	$(STATICCHECK) ./...
+	$(STATICCHECK) -tags $(LEAN_TAGS) ./...
 
 $(STATICCHECK):
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

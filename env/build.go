@@ -14,6 +14,7 @@ import (
 
 	"github.com/devboxhq/devbox/image"
 	"github.com/devboxhq/devbox/internal/fsutil"
+	"github.com/devboxhq/devbox/internal/fullprog"
 	"github.com/devboxhq/devbox/mounts"
 	"github.com/devboxhq/devbox/rootless"
 	"golang.org/x/sys/unix"
@@ -272,6 +273,9 @@ func (b *Builder) ensureStep(ctx context.Context, e *Environment, st Step, rebui
 		if err := image.RemoveAll(dir); err != nil {
 			return fmt.Errorf("rebuild %s: %w", st.Name, err)
 		}
+	}
+	if st.Kind == StepArchive && fullprog.Lean() {
+		return fullprog.ErrNeeded
 	}
 	b.Log(fmt.Sprintf("building %s (%s)", st.Name, st.Key[:12]))
 	fsutil.MarkTopDir(stepsDir(b.Dirs))

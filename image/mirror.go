@@ -1,7 +1,6 @@
 package image
 
 import (
-	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -69,49 +68,4 @@ func parseMirror(s string) (mirror, error) {
 		return mirror{}, fmt.Errorf("%q is not a registry host[:port]", s)
 	}
 	return m, nil
-}
-
-// onRegistry is r (a tag or digest reference) in the registry host, with
-// plain HTTP allowed when insecure.
-func onRegistry(r name.Reference, host string, insecure bool) (name.Reference, error) {
-	var opts []name.Option
-	if insecure {
-		opts = append(opts, name.Insecure)
-	}
-	reg, err := name.NewRegistry(host, opts...)
-	if err != nil {
-		return nil, err
-	}
-	repo := reg.Repo(r.Context().RepositoryStr())
-	if d, ok := r.(name.Digest); ok {
-		return repo.Digest(d.DigestStr()), nil
-	}
-	return repo.Tag(r.Identifier()), nil
-}
-
-// pullRegistry pulls r through each mirror of its registry in turn, then
-// from the registry itself. The caller's cancellation stops it at once;
-// any other failure of a mirror moves on to the next. When the registry
-// fails too, its error (with the mirrors' failures appended) is returned.
-func (s *Store) pullRegistry(ctx context.Context, r name.Reference, o *options) (*Image, error) {
-	var failed []string
-	for _, m := range o.mirrors[r.Context().RegistryStr()] {
-		from, err := onRegistry(r, m.host, false)
-		if err != nil {
-			return nil, err
-		}
-		rec, err := s.pullFrom(ctx, r, from, o, &m)
-		if err == nil {
-			return rec, nil
-		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("pull %s: %w", r.Name(), ctx.Err())
-		}
-		failed = append(failed, fmt.Sprintf("mirror %s: %v", m.host, err))
-	}
-	rec, err := s.pullFrom(ctx, r, r, o, nil)
-	if err != nil && len(failed) > 0 {
-		return nil, &pullError{msg: fmt.Sprintf("%v (after the mirrors failed: %s)", err, strings.Join(failed, "; ")), err: err}
-	}
-	return rec, err
 }

@@ -1,3 +1,5 @@
+//go:build !devbox_lean
+
 package image
 
 // Tests of registry mirrors: two in-process registries, the real one and a
@@ -323,8 +325,8 @@ func TestPullMirrorPlainHTTP(t *testing.T) {
 			t.Parallel()
 			rt := &pullRecordingTransport{err: errors.New("test network is offline")}
 			s := newPullStore(t)
-			_, err := s.Pull(pullTestContext(t), "registry.example.com/app:1",
-				withTestTransport(rt), WithInsecureRegistries(tt.insecure),
+			_, err := s.Pull(withTransport(pullTestContext(t), rt), "registry.example.com/app:1",
+				WithInsecureRegistries(tt.insecure),
 				WithMirrors(map[string][]string{"registry.example.com": {tt.mirror}}))
 			if err == nil {
 				t.Fatal("Pull succeeded over an offline network")

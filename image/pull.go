@@ -1,9 +1,12 @@
+//go:build !devbox_lean
+
 package image
 
 import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -23,124 +25,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
-
-// EventKind says what an Event reports.
-type EventKind int
-
-// The events of a pull, in the order they happen for one layer.
-const (
-	LayerCached   EventKind = iota // the layer is already in the store
-	LayerStarted                   // downloading and unpacking began
-	LayerProgress                  // Done compressed bytes have been read
-	LayerDone                      // the layer is unpacked and in place
-)
-
-// Event reports progress on one layer of a pull. Events for different
-// layers may arrive concurrently.
-type Event struct {
-	Kind  EventKind
-	Layer Layer
-	Done  int64 // compressed bytes read so far
-}
-
-// Option configures Pull.
-type Option func(*options) error
-
-type options struct {
-	platform  *v1.Platform
-	insecure  []string
-	mirrors   map[string][]mirror // by registry, as name.Registry spells it
-	baseDir   string              // "" is the working directory
-	progress  func(Event)
-	jobs      int
-	transport http.RoundTripper
-}
-
-// WithPlatform picks the platform, as "os/arch[/variant]", when the image is
-// a multi-platform index. The default is the host's.
-func WithPlatform(p string) Option {
-	return func(o *options) error {
-		if p == "" {
-			return nil
-		}
-		plat, err := v1.ParsePlatform(p)
-		if err != nil {
-			return fmt.Errorf("platform %q: %w", p, err)
-		}
-		o.platform = plat
-		return nil
-	}
-}
-
-// WithInsecureRegistries lists registries (host or host:port) that may be
-// reached over plain HTTP. Loopback registries always may; the default list
-// is empty.
-func WithInsecureRegistries(hosts []string) Option {
-	return func(o *options) error {
-		o.insecure = append(o.insecure, hosts...)
-		return nil
-	}
-}
-
-// WithProgress receives an Event as each layer advances. The default
-// reports nothing. fn must be safe for concurrent use.
-func WithProgress(fn func(Event)) Option {
-	return func(o *options) error {
-		o.progress = fn
-		return nil
-	}
-}
-
-// WithJobs bounds how many layers are fetched at once. The default is 3.
-func WithJobs(n int) Option {
-	return func(o *options) error {
-		if n < 1 {
-			return fmt.Errorf("jobs must be at least 1, not %d", n)
-		}
-		o.jobs = n
-		return nil
-	}
-}
-
-func makeOptions(opts ...Option) (*options, error) {
-	o := &options{
-		platform:  &v1.Platform{OS: "linux", Architecture: runtime.GOARCH},
-		jobs:      3,
-		progress:  func(Event) {},
-		transport: remote.DefaultTransport,
-	}
-	for _, opt := range opts {
-		if err := opt(o); err != nil {
-			return nil, err
-		}
-	}
-	return o, nil
-}
-
-// WithBaseDir is the directory that relative paths of local sources
-// (oci-layout:, docker-archive:, rootfs:) are relative to. The default is
-// the working directory.
-func WithBaseDir(dir string) Option {
-	return func(o *options) error {
-		if dir == "" {
-			return nil
-		}
-		abs, err := filepath.Abs(dir)
-		if err != nil {
-			return fmt.Errorf("base directory %q: %w", dir, err)
-		}
-		o.baseDir = abs
-		return nil
-	}
-}
-
-// CheckOptions returns the first error that opts hold, as Pull would
-// report it, without pulling anything: a command can check its settings
-// before it starts.
-func CheckOptions(opts ...Option) error {
-	_, err := makeOptions(opts...)
-	return err
-}
 
 // Pull resolves ref, downloads or reads the layers the store does not have
 // yet (each at most once, even across processes), unpacks them and records
@@ -186,11 +70,15 @@ func (s *Store) pullFrom(ctx context.Context, r, from name.Reference, o *options
 	// it is what stops the other layers' downloads when one layer fails.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	next, ok := ctx.Value(transportKey{}).(http.RoundTripper)
+	if !ok {
+		next = remote.DefaultTransport
+	}
 	ropts := []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithJobs(o.jobs),
 		remote.WithAuthFromKeychain(authn.DefaultKeychain),
-		remote.WithTransport(&httpsOnly{next: o.transport, insecure: insecure}),
+		remote.WithTransport(&httpsOnly{next: next, insecure: insecure}),
 		remote.WithPlatform(*o.platform),
 	}
 	if m != nil {
@@ -519,4 +407,102 @@ func hasCode(te *transport.Error, codes ...transport.ErrorCode) bool {
 		}
 	}
 	return false
+}
+
+// onRegistry is r (a tag or digest reference) in the registry host, with
+// plain HTTP allowed when insecure.
+func onRegistry(r name.Reference, host string, insecure bool) (name.Reference, error) {
+	var opts []name.Option
+	if insecure {
+		opts = append(opts, name.Insecure)
+	}
+	reg, err := name.NewRegistry(host, opts...)
+	if err != nil {
+		return nil, err
+	}
+	repo := reg.Repo(r.Context().RepositoryStr())
+	if d, ok := r.(name.Digest); ok {
+		return repo.Digest(d.DigestStr()), nil
+	}
+	return repo.Tag(r.Identifier()), nil
+}
+
+// pullRegistry pulls r through each mirror of its registry in turn, then
+// from the registry itself. The caller's cancellation stops it at once;
+// any other failure of a mirror moves on to the next. When the registry
+// fails too, its error (with the mirrors' failures appended) is returned.
+func (s *Store) pullRegistry(ctx context.Context, r name.Reference, o *options) (*Image, error) {
+	var failed []string
+	for _, m := range o.mirrors[r.Context().RegistryStr()] {
+		from, err := onRegistry(r, m.host, false)
+		if err != nil {
+			return nil, err
+		}
+		rec, err := s.pullFrom(ctx, r, from, o, &m)
+		if err == nil {
+			return rec, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("pull %s: %w", r.Name(), ctx.Err())
+		}
+		failed = append(failed, fmt.Sprintf("mirror %s: %v", m.host, err))
+	}
+	rec, err := s.pullFrom(ctx, r, r, o, nil)
+	if err != nil && len(failed) > 0 {
+		return nil, &pullError{msg: fmt.Sprintf("%v (after the mirrors failed: %s)", err, strings.Join(failed, "; ")), err: err}
+	}
+	return rec, err
+}
+
+// plainHTTPAllowed reports whether devbox may talk plain HTTP to the
+// registry host (host or host:port): loopback registries always, others only
+// when listed in insecure.
+func plainHTTPAllowed(host string, insecure []string) bool {
+	for _, h := range insecure {
+		if strings.EqualFold(h, host) {
+			return true
+		}
+	}
+	hostname := host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		hostname = h
+	}
+	if hostname == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(hostname)
+	return ip != nil && ip.IsLoopback()
+}
+
+// httpsOnly refuses plain-HTTP requests to registries that are neither on
+// loopback nor listed as insecure. go-containerregistry would otherwise fall
+// back to HTTP for private-range addresses, letting a network attacker
+// downgrade the connection.
+type httpsOnly struct {
+	next     http.RoundTripper
+	insecure []string
+}
+
+func (t *httpsOnly) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme == "http" && !plainHTTPAllowed(req.URL.Host, t.insecure) {
+		return nil, fmt.Errorf("refusing plain HTTP to %s: list it in DEVBOX_INSECURE_REGISTRIES to allow it", req.URL.Host)
+	}
+	return t.next.RoundTrip(req)
+}
+
+// transportKey is the context key of an HTTP transport that replaces
+// remote.DefaultTransport under httpsOnly: tests put one in the context
+// they pull with.
+type transportKey struct{}
+
+// record writes img's record and points ref at it, each atomically.
+func (s *Store) record(img *Image, ref string) error {
+	b, err := json.MarshalIndent(img, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := fsutil.WriteAtomic(filepath.Join(s.imagesDir(), img.Digest.Hex+".json"), b, 0o600); err != nil {
+		return err
+	}
+	return fsutil.WriteAtomic(filepath.Join(s.refsDir(), refFileName(ref)), []byte(img.Digest.String()+"\n"), 0o600)
 }

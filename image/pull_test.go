@@ -1,3 +1,5 @@
+//go:build !devbox_lean
+
 package image
 
 import (
@@ -614,13 +616,13 @@ func TestPullFailureLeavesNothing(t *testing.T) {
 			for _, l := range info[:len(info)-1] {
 				ft.siblings = append(ft.siblings, regBlobPath(repo, l.Digest))
 			}
-			var opts []Option
+			var watcher http.RoundTripper
 			if tt.watch {
 				sw := &regStallWatcher{next: remote.DefaultTransport, sent: map[string]int64{}, blocked: ft.blocked}
 				for _, l := range info {
 					sw.sent[regBlobPath(repo, l.Digest)] = l.Size / 2
 				}
-				opts = append(opts, withTestTransport(sw))
+				watcher = sw
 			}
 			if tt.hook != nil {
 				reg.setHook(tt.hook(t, reg, ft))
@@ -632,6 +634,9 @@ func TestPullFailureLeavesNothing(t *testing.T) {
 			// to stop its own downloads; nothing here takes a second.
 			ctx, cancel := context.WithTimeoutCause(context.Background(), 10*time.Second, errPullTestDeadline)
 			defer cancel()
+			if watcher != nil {
+				ctx = withTransport(ctx, watcher)
+			}
 			if tt.cancelAfter > 0 {
 				go func() {
 					for range tt.cancelAfter {
@@ -646,7 +651,7 @@ func TestPullFailureLeavesNothing(t *testing.T) {
 			}
 			s := newPullStore(t)
 
-			rec, err := s.Pull(ctx, ref, opts...)
+			rec, err := s.Pull(ctx, ref)
 			if err == nil {
 				t.Fatalf("Pull succeeded with %+v, want an error", rec)
 			}
@@ -1110,7 +1115,7 @@ func TestPullPlainHTTPPolicy(t *testing.T) {
 			t.Parallel()
 			rt := &pullRecordingTransport{err: errors.New("test network is offline")}
 			s := newPullStore(t)
-			_, err := s.Pull(pullTestContext(t), tt.ref, withTestTransport(rt), WithInsecureRegistries(tt.insecure))
+			_, err := s.Pull(withTransport(pullTestContext(t), rt), tt.ref, WithInsecureRegistries(tt.insecure))
 			if err == nil {
 				t.Fatal("Pull succeeded over an offline network")
 			}

@@ -1,3 +1,5 @@
+//go:build !devbox_lean
+
 package image
 
 // Test helpers: an in-process registry (go-containerregistry's pkg/registry
@@ -571,13 +573,10 @@ func pullKindName(k EventKind) string {
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
 
-// withTestTransport replaces the HTTP transport under Pull's httpsOnly guard.
-// It exists only in tests.
-func withTestTransport(rt http.RoundTripper) Option {
-	return func(o *options) error {
-		o.transport = rt
-		return nil
-	}
+// withTransport is ctx with rt as the HTTP transport under Pull's
+// httpsOnly guard.
+func withTransport(ctx context.Context, rt http.RoundTripper) context.Context {
+	return context.WithValue(ctx, transportKey{}, rt)
 }
 
 func newPullStore(t testing.TB) *Store {

@@ -1,3 +1,5 @@
+//go:build !devbox_lean
+
 package image
 
 // Tests of local sources: OCI layouts (directories and archives), docker

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/devboxhq/devbox/internal/fsutil"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
@@ -154,18 +153,6 @@ func (s *Store) readImage(h v1.Hash) (*Image, error) {
 		return nil, fmt.Errorf("image record %s: %w", h, err)
 	}
 	return &img, nil
-}
-
-// record writes img's record and points ref at it, each atomically.
-func (s *Store) record(img *Image, ref string) error {
-	b, err := json.MarshalIndent(img, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := fsutil.WriteAtomic(filepath.Join(s.imagesDir(), img.Digest.Hex+".json"), b, 0o600); err != nil {
-		return err
-	}
-	return fsutil.WriteAtomic(filepath.Join(s.refsDir(), refFileName(ref)), []byte(img.Digest.String()+"\n"), 0o600)
 }
 
 // refFileName escapes a reference into one file name.

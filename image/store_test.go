@@ -1,3 +1,5 @@
+//go:build !devbox_lean
+
 package image
 
 import (

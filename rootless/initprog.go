@@ -2,12 +2,10 @@ package rootless
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
+	"io"
 	"sync"
-	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/devboxhq/devbox/internal/fsutil"
 )
 
 // selfExe is what a sandbox's pid 1 runs without an init program: this
@@ -70,57 +68,11 @@ func checkInitProgram() Check {
 	return c
 }
 
-// installInitProgram returns dir/devbox-init-SUM, written (complete, by a
-// rename) unless it is there already with data's size. It refuses a dir on
-// a noexec mount, and removes the old copies that other versions left.
+// installInitProgram returns the path of dir's copy of the init program
+// data, made on first use (fsutil.InstallProgram).
 func installInitProgram(dir string, data []byte, sum string) (string, error) {
-	if len(sum) < 16 {
-		return "", fmt.Errorf("init program: checksum %q is too short", sum)
-	}
-	path := filepath.Join(dir, "devbox-init-"+sum[:16])
-	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == int64(len(data)) {
-		return path, nil
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		return "", err
-	}
-	if st.Flags&unix.ST_NOEXEC != 0 {
-		return "", &os.PathError{Op: "exec", Path: dir, Err: unix.EACCES}
-	}
-	tmp, err := os.CreateTemp(dir, ".tmp-devbox-init-")
-	if err != nil {
-		return "", err
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Chmod(0o700)
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return "", err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return "", err
-	}
-	// Copies of other versions go once they are a day old: two devbox
-	// versions used by turns would otherwise remove each other's on every
-	// run and write their own again.
-	old, _ := filepath.Glob(filepath.Join(dir, "devbox-init-*"))
-	for _, o := range old {
-		if fi, err := os.Stat(o); err == nil && o != path && time.Since(fi.ModTime()) > staleInitProgram {
-			os.Remove(o)
-		}
-	}
-	return path, nil
+	return fsutil.InstallProgram(dir, "devbox-init", sum, int64(len(data)), func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
 }
-
-// staleInitProgram is the age at which another version's copy of the init
-// program is removed.
-const staleInitProgram = 24 * time.Hour

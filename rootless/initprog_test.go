@@ -1,7 +1,6 @@
 package rootless
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,65 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 )
-
-func TestInstallInitProgram(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "init")
-	data := []byte("#!/bin/sh\nexit 0\n")
-	h := sha256.Sum256(data)
-	sum := hex.EncodeToString(h[:])
-	old := filepath.Join(dir, "devbox-init-0123456789abcdef")
-	recent := filepath.Join(dir, "devbox-init-fedcba9876543210")
-	os.MkdirAll(dir, 0o700)
-	os.WriteFile(old, []byte("an older version"), 0o700)
-	os.WriteFile(recent, []byte("a version in use beside this one"), 0o700)
-	longAgo := time.Now().Add(-2 * staleInitProgram)
-	os.Chtimes(old, longAgo, longAgo)
-
-	path, err := installInitProgram(dir, data, sum)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if filepath.Base(path) != "devbox-init-"+sum[:16] {
-		t.Errorf("installed as %s, want a name with the sum", path)
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := os.ReadFile(path); !bytes.Equal(got, data) || fi.Mode().Perm() != 0o700 {
-		t.Errorf("installed %q mode %v, want the program, mode 0700", got, fi.Mode())
-	}
-	if _, err := os.Stat(old); !os.IsNotExist(err) {
-		t.Errorf("the old copy of another version is still there")
-	}
-	if _, err := os.Stat(recent); err != nil {
-		t.Errorf("a recent copy of another version was removed: %v", err)
-	}
-	os.Remove(recent)
-
-	// A second use finds it; a copy cut short is replaced.
-	before := fi.ModTime()
-	time.Sleep(10 * time.Millisecond)
-	if again, err := installInitProgram(dir, data, sum); err != nil || again != path {
-		t.Fatalf("second install = %s, %v", again, err)
-	}
-	if fi, _ := os.Stat(path); !fi.ModTime().Equal(before) {
-		t.Errorf("a complete copy was written again")
-	}
-	os.WriteFile(path, data[:3], 0o700)
-	if _, err := installInitProgram(dir, data, sum); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := os.ReadFile(path); !bytes.Equal(got, data) {
-		t.Errorf("a truncated copy was kept: %q", got)
-	}
-	entries, _ := os.ReadDir(dir)
-	if len(entries) != 1 {
-		t.Errorf("%d entries in %s, want the program alone", len(entries), dir)
-	}
-}
 
 // TestInitProgram: with an init program set, pid 1 runs from its copy;
 // when the copy cannot be made, this executable is pid 1 again.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/devboxhq/devbox/internal/fullprog"
 	"github.com/devboxhq/devbox/rootless"
 )
 
@@ -23,6 +24,15 @@ func main() {
 				return "", err
 			}
 			return filepath.Join(dirs.Cache, "init"), nil
+		})
+	}
+	if fullProgram != nil {
+		fullprog.Use(fullProgram, fullProgramSum, func() (string, error) {
+			dirs, err := f.Dirs()
+			if err != nil {
+				return "", err
+			}
+			return filepath.Join(dirs.Cache, "full"), nil
 		})
 	}
 	os.Exit(Main(f))

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/devboxhq/devbox/image"
+	"github.com/devboxhq/devbox/internal/fullprog"
 	"github.com/spf13/cobra"
 )
 
@@ -94,6 +95,9 @@ func pull(ctx context.Context, f *Factory, store *image.Store, ref, platform str
 	opts, err := f.PullOptions()
 	if err != nil {
 		return nil, err
+	}
+	if fullprog.Lean() {
+		return nil, fullprog.ErrNeeded
 	}
 	log := f.IO.Logger()
 	log.Info("pulling " + ref)

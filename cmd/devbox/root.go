@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 
+	"github.com/devboxhq/devbox/internal/fullprog"
 	"github.com/devboxhq/devbox/rootless"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -31,6 +33,12 @@ func Main(f *Factory) int {
 		}
 	}()
 	err := root.ExecuteContext(ctx)
+	if errors.Is(err, fullprog.ErrNeeded) {
+		// The lean program met work it leaves out, before it changed
+		// anything: the full program does the command from the start.
+		cancel(nil)
+		err = fullprog.Exec()
+	}
 	return exitCode(err, f.IO.ErrOut)
 }
 

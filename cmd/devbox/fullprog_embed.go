@@ -1,0 +1,23 @@
+//go:build devbox_lean
+
+package main
+
+import (
+	_ "embed"
+	"strings"
+)
+
+// The full program (package fullprog): devbox built without the
+// devbox_lean tag, gzip-compressed, and the sha256 of the uncompressed
+// executable, which `make build` puts in fullprog/ before it builds the
+// lean devbox.
+var (
+	//go:embed fullprog/devbox-full.gz
+	fullProgram []byte
+	//go:embed fullprog/devbox-full.sha256
+	fullProgramSum string
+)
+
+func init() {
+	fullProgramSum = strings.TrimSpace(fullProgramSum)
+}

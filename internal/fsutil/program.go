@@ -1,0 +1,75 @@
+package fsutil
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// StaleProgram is the age at which InstallProgram removes another
+// version's copy of a program.
+const StaleProgram = 24 * time.Hour
+
+// InstallProgram returns dir/NAME-SUM, an executable copy of a program
+// that devbox embeds, made on first use. sum is the program's hex sha256
+// (its first 16 digits name the copy) and size its length; write writes
+// the program. The copy is written complete, by a rename, unless it is
+// there already with that size. A dir on a noexec mount is refused. Copies
+// of other versions go once they are a day old: two devbox versions used
+// by turns would otherwise remove each other's on every run and write
+// their own again.
+func InstallProgram(dir, name, sum string, size int64, write func(io.Writer) error) (string, error) {
+	if len(sum) < 16 {
+		return "", fmt.Errorf("%s: checksum %q is too short", name, sum)
+	}
+	path := filepath.Join(dir, name+"-"+sum[:16])
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == size {
+		return path, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return "", err
+	}
+	if st.Flags&unix.ST_NOEXEC != 0 {
+		return "", &os.PathError{Op: "exec", Path: dir, Err: unix.EACCES}
+	}
+	tmp, err := os.CreateTemp(dir, ".tmp-"+name+"-")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name())
+	err = write(tmp)
+	if err == nil {
+		err = tmp.Chmod(0o700)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", err
+	}
+	fi, err := os.Stat(tmp.Name())
+	if err != nil {
+		return "", err
+	}
+	if fi.Size() != size {
+		return "", fmt.Errorf("%s: wrote %d bytes, want %d", name, fi.Size(), size)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return "", err
+	}
+	old, _ := filepath.Glob(filepath.Join(dir, name+"-*"))
+	for _, o := range old {
+		if fi, err := os.Stat(o); err == nil && o != path && time.Since(fi.ModTime()) > StaleProgram {
+			os.Remove(o)
+		}
+	}
+	return path, nil
+}
