@@ -25,10 +25,10 @@ all: build
 # each built first:
 # - the sandbox's pid 1 (cmd/devbox-init), which starts in half the time of
 #   devbox re-executed;
-# - the full CLI (package internal/fullprog), gzip-compressed. bin/devbox is
-#   the lean build (tag devbox_lean): without the registry client and the
-#   archive decoders it starts a millisecond sooner, and it executes the
-#   full program for a command that needs them (a pull, a download).
+# - the full CLI (package internal/fullprog). bin/devbox is the lean build
+#   (tag devbox_lean): without the registry client and the archive
+#   decoders it starts a millisecond sooner, and it executes the full
+#   program for a command that needs them (a pull, a download).
 # `go build ./cmd/devbox` alone makes a full devbox that re-executes itself
 # as pid 1.
 GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w"
@@ -41,7 +41,6 @@ build:
 	sha256sum $(INITPROG) | cut -d' ' -f1 > $(INITPROG).sha256
 	$(GOBUILD) -tags devbox_init -o $(FULLPROG) ./cmd/devbox
 	sha256sum $(FULLPROG) | cut -d' ' -f1 > $(FULLPROG).sha256
-	gzip -n -6 -f $(FULLPROG)
 	$(GOBUILD) -tags devbox_init,devbox_lean -o bin/devbox ./cmd/devbox
 
 e2e-bin:

@@ -8,11 +8,10 @@ import (
 )
 
 // The full program (package fullprog): devbox built without the
-// devbox_lean tag, gzip-compressed, and the sha256 of the uncompressed
-// executable, which `make build` puts in fullprog/ before it builds the
-// lean devbox.
+// devbox_lean tag, and its sha256, which `make build` puts in fullprog/
+// before it builds the lean devbox.
 var (
-	//go:embed fullprog/devbox-full.gz
+	//go:embed fullprog/devbox-full
 	fullProgram []byte
 	//go:embed fullprog/devbox-full.sha256
 	fullProgramSum string

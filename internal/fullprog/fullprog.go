@@ -5,15 +5,15 @@
 // compressed layers, whose package initialisation and size cost about a
 // millisecond at every start, and it handles every command whose work is
 // already cached: a warm `devbox run` or `devbox shell` never needs them.
-// The full program is the whole CLI; the lean one carries it, compressed,
-// and executes it with the same arguments when a command needs a pull, an
-// archive download or an extraction, before it has changed anything.
+// The full program is the whole CLI; the lean one carries it and executes
+// it with the same arguments when a command needs a pull, an archive
+// download or an extraction, before it has changed anything. It is
+// carried uncompressed: Go's gzip takes about 100 ms to inflate it, which
+// the first pull of every user would wait for, against about 10 ms to
+// write it out as it is.
 package fullprog
 
 import (
-	"bytes"
-	"compress/gzip"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -31,30 +31,29 @@ var ErrNeeded = errors.New("devbox: this needs the full program (registry client
 
 // program is the full program set by Use.
 var program struct {
-	gz  []byte
-	sum string
-	dir func() (string, error)
+	data []byte
+	sum  string
+	dir  func() (string, error)
 }
 
-// Use sets the full program: gz is the executable, gzip-compressed, and
-// sum the hex sha256 of the executable itself; dir says where to keep its
-// copy, made on first use.
-func Use(gz []byte, sum string, dir func() (string, error)) {
-	program.gz, program.sum, program.dir = gz, sum, dir
+// Use sets the full program: data is the executable and sum its hex
+// sha256; dir says where to keep its copy, made on first use.
+func Use(data []byte, sum string, dir func() (string, error)) {
+	program.data, program.sum, program.dir = data, sum, dir
 }
 
 // Lean reports whether this is the lean program, with a full program to
 // hand over to. A caller checks it before it reports work (a "pulling"
 // line, say) that ErrNeeded would then stop, and that the full program
 // would report again.
-func Lean() bool { return program.gz != nil }
+func Lean() bool { return program.data != nil }
 
 // Exec executes the full program in place of this process, with the same
 // arguments and environment. It returns only when it cannot: without a
 // full program (a build that needs none never gets ErrNeeded), or when no
 // copy of it can be made and executed.
 func Exec() error {
-	if program.gz == nil {
+	if program.data == nil {
 		return ErrNeeded
 	}
 	path, err := install()
@@ -78,7 +77,7 @@ func install() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return fsutil.InstallProgram(dir, "devbox-full", program.sum, size(), unpack)
+	return fsutil.InstallProgram(dir, "devbox-full", program.sum, int64(len(program.data)), write)
 }
 
 // inMemory writes the full program to a memfd. It is not close-on-exec:
@@ -89,28 +88,15 @@ func inMemory() (*os.File, error) {
 		return nil, &os.SyscallError{Syscall: "memfd_create", Err: err}
 	}
 	f := os.NewFile(uintptr(fd), "devbox-full")
-	if err := unpack(f); err != nil {
+	if err := write(f); err != nil {
 		f.Close()
 		return nil, err
 	}
 	return f, nil
 }
 
-// unpack writes the full program, decompressed, to w.
-func unpack(w io.Writer) error {
-	zr, err := gzip.NewReader(bytes.NewReader(program.gz))
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(w, zr)
+// write writes the full program to w.
+func write(w io.Writer) error {
+	_, err := w.Write(program.data)
 	return err
-}
-
-// size is the length of the full program: gzip's trailer holds it,
-// modulo 2^32, which an executable does not reach.
-func size() int64 {
-	if len(program.gz) < 4 {
-		return 0
-	}
-	return int64(binary.LittleEndian.Uint32(program.gz[len(program.gz)-4:]))
 }
