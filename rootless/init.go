@@ -1,9 +1,9 @@
 package rootless
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -60,7 +60,11 @@ func Init() int {
 	}
 	var spec Spec
 	specFile := os.NewFile(fdSpec, "spec")
-	if err := json.NewDecoder(specFile).Decode(&spec); err != nil {
+	data, err := io.ReadAll(specFile)
+	if err == nil {
+		err = spec.UnmarshalBinary(data)
+	}
+	if err != nil {
 		return fail(fmt.Errorf("read spec: %w", err))
 	}
 	specFile.Close()

@@ -1,7 +1,6 @@
 package rootless
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,7 +8,7 @@ import (
 
 // The sandbox's pid 1 reports to the parent over a pipe:
 //
-//	parent → child:  the Spec, as JSON on fd 3, then EOF
+//	parent → child:  the Spec (Spec.MarshalBinary) on fd 3, then EOF
 //	child → parent:  msgStarted once the command runs, or msgSetupError;
 //	                 then msgExited with the command's status, once every
 //	                 process of the sandbox is gone
@@ -23,14 +22,11 @@ const (
 	msgExited     msgType = "exited"
 )
 
+// message is one report of pid 1 (sendMessage, readMessage).
 type message struct {
-	Type   msgType `json:"type"`
-	Error  string  `json:"error,omitempty"`
-	Status int     `json:"status,omitempty"`
-}
-
-func sendMessage(w io.Writer, m message) error {
-	return json.NewEncoder(w).Encode(m)
+	Type   msgType
+	Error  string
+	Status int
 }
 
 // SetupError is a failure to set the sandbox up, reported by its pid 1
@@ -40,9 +36,9 @@ type SetupError struct{ Msg string }
 func (e *SetupError) Error() string { return "sandbox setup: " + e.Msg }
 
 // waitStarted reads the child's first message.
-func waitStarted(dec *json.Decoder) error {
-	var m message
-	if err := dec.Decode(&m); err != nil {
+func waitStarted(r io.ByteReader) error {
+	m, err := readMessage(r)
+	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return &SetupError{Msg: "the sandbox exited before starting the command"}
 		}

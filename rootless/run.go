@@ -1,8 +1,8 @@
 package rootless
 
 import (
+	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -217,7 +217,10 @@ func (sb *Sandbox) Run(ctx context.Context, spec *Spec, net network.ParentDriver
 	// signal.Stop waits for the signal loop to go idle (up to a quarter of
 	// a millisecond): not on the way out of devbox.
 	defer func() { go signal.Stop(sigs) }()
-	err := json.NewEncoder(sb.specW).Encode(spec)
+	data, err := spec.MarshalBinary()
+	if err == nil {
+		_, err = sb.specW.Write(data)
+	}
 	sb.specW.Close()
 	if err != nil {
 		return fail(fmt.Errorf("send spec to sandbox: %w", err))
@@ -227,15 +230,14 @@ func (sb *Sandbox) Run(ctx context.Context, spec *Spec, net network.ParentDriver
 			return fail(err)
 		}
 	}
-	dec := json.NewDecoder(sb.syncR)
-	if err := waitStarted(dec); err != nil {
+	msgs := bufio.NewReader(sb.syncR)
+	if err := waitStarted(msgs); err != nil {
 		<-p.done
 		return 0, err
 	}
 	exited := make(chan int, 1)
 	go func() {
-		var m message
-		if dec.Decode(&m) == nil && m.Type == msgExited {
+		if m, err := readMessage(msgs); err == nil && m.Type == msgExited {
 			exited <- m.Status
 		}
 	}()

@@ -10,7 +10,7 @@ import (
 )
 
 // Spec is everything Run needs to start a sandbox. It is plain data: the
-// parent sends it to the sandbox's pid 1 as JSON.
+// parent sends it to the sandbox's pid 1 (Spec.MarshalBinary).
 type Spec struct {
 	// RootDir is an existing empty host directory on which the root
 	// filesystem is mounted inside the sandbox's mount namespace; the host
