@@ -5,7 +5,7 @@ import (
 	"io"
 	"sync"
 
-	"github.com/devboxhq/devbox/internal/fsutil"
+	"github.com/devboxhq/devbox/internal/embedded"
 )
 
 // selfExe is what a sandbox's pid 1 runs without an init program: this
@@ -69,9 +69,9 @@ func checkInitProgram() Check {
 }
 
 // installInitProgram returns the path of dir's copy of the init program
-// data, made on first use (fsutil.InstallProgram).
+// data, made on first use (embedded.Install).
 func installInitProgram(dir string, data []byte, sum string) (string, error) {
-	return fsutil.InstallProgram(dir, "devbox-init", sum, int64(len(data)), func(w io.Writer) error {
+	return embedded.Install(dir, "devbox-init", sum, int64(len(data)), func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	})

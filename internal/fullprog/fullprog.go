@@ -21,7 +21,7 @@ import (
 	"strconv"
 	"syscall"
 
-	"github.com/devboxhq/devbox/internal/fsutil"
+	"github.com/devboxhq/devbox/internal/embedded"
 	"golang.org/x/sys/unix"
 )
 
@@ -77,7 +77,7 @@ func install() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return fsutil.InstallProgram(dir, "devbox-full", program.sum, int64(len(program.data)), write)
+	return embedded.Install(dir, "devbox-full", program.sum, int64(len(program.data)), write)
 }
 
 // inMemory writes the full program to a memfd. It is not close-on-exec:

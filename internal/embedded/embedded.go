@@ -1,4 +1,8 @@
-package fsutil
+// Package embedded keeps executable copies of the programs devbox carries
+// (the sandbox's pid 1, the full CLI) in the user's cache. It is apart
+// from fsutil so that the init program, which links it, links nothing
+// more: fsutil's random names bring crypto/rand.
+package embedded
 
 import (
 	"fmt"
@@ -10,11 +14,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// StaleProgram is the age at which InstallProgram removes another
+// Stale is the age at which Install removes another
 // version's copy of a program.
-const StaleProgram = 24 * time.Hour
+const Stale = 24 * time.Hour
 
-// InstallProgram returns dir/NAME-SUM, an executable copy of a program
+// Install returns dir/NAME-SUM, an executable copy of a program
 // that devbox embeds, made on first use. sum is the program's hex sha256
 // (its first 16 digits name the copy) and size its length; write writes
 // the program. The copy is written complete, by a rename, unless it is
@@ -22,7 +26,7 @@ const StaleProgram = 24 * time.Hour
 // of other versions go once they are a day old: two devbox versions used
 // by turns would otherwise remove each other's on every run and write
 // their own again.
-func InstallProgram(dir, name, sum string, size int64, write func(io.Writer) error) (string, error) {
+func Install(dir, name, sum string, size int64, write func(io.Writer) error) (string, error) {
 	if len(sum) < 16 {
 		return "", fmt.Errorf("%s: checksum %q is too short", name, sum)
 	}
@@ -67,7 +71,7 @@ func InstallProgram(dir, name, sum string, size int64, write func(io.Writer) err
 	}
 	old, _ := filepath.Glob(filepath.Join(dir, name+"-*"))
 	for _, o := range old {
-		if fi, err := os.Stat(o); err == nil && o != path && time.Since(fi.ModTime()) > StaleProgram {
+		if fi, err := os.Stat(o); err == nil && o != path && time.Since(fi.ModTime()) > Stale {
 			os.Remove(o)
 		}
 	}

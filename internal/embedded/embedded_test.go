@@ -1,4 +1,4 @@
-package fsutil
+package embedded
 
 import (
 	"bytes"
@@ -12,13 +12,13 @@ import (
 )
 
 func install(dir string, data []byte, sum string) (string, error) {
-	return InstallProgram(dir, "devbox-init", sum, int64(len(data)), func(w io.Writer) error {
+	return Install(dir, "devbox-init", sum, int64(len(data)), func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	})
 }
 
-func TestInstallProgram(t *testing.T) {
+func TestInstall(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "init")
 	data := []byte("#!/bin/sh\nexit 0\n")
 	h := sha256.Sum256(data)
@@ -28,7 +28,7 @@ func TestInstallProgram(t *testing.T) {
 	os.MkdirAll(dir, 0o700)
 	os.WriteFile(old, []byte("an older version"), 0o700)
 	os.WriteFile(recent, []byte("a version in use beside this one"), 0o700)
-	longAgo := time.Now().Add(-2 * StaleProgram)
+	longAgo := time.Now().Add(-2 * Stale)
 	os.Chtimes(old, longAgo, longAgo)
 
 	path, err := install(dir, data, sum)
