@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -579,5 +580,22 @@ func TestLookPath(t *testing.T) {
 	}
 	if p, _, err := lookPath("./x/y", env); err != nil || p != "./x/y" {
 		t.Errorf("a path with a slash is used as is, got %q, %v", p, err)
+	}
+}
+
+// TestNoDescriptorLeaks: the command gets its standard streams and nothing
+// else of devbox's or pid 1's (CVE-2024-21626 was a host directory
+// descriptor leaked into a container).
+func TestNoDescriptorLeaks(t *testing.T) {
+	layer := busyboxLayer(t)
+	// "; true" keeps sh from replacing itself with ls, whose own
+	// descriptor on the directory it lists would show.
+	spec := sandbox(t, []string{layer}, "sh", "-c", "ls /proc/$$/fd; true")
+	code, out, errOut := run(t, spec)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if fds := strings.Fields(out); !slices.Equal(fds, []string{"0", "1", "2"}) {
+		t.Errorf("the command's descriptors are %v, want 0 1 2", fds)
 	}
 }
