@@ -270,7 +270,9 @@ func mountFuseOverlay(root string, m Mount) error {
 		return fail(err)
 	}
 	defer fuse.Close()
-	data := fmt.Sprintf("fd=%d,rootmode=40000,user_id=0,group_id=0,allow_other,default_permissions", fuse.Fd())
+	// The mount belongs to whoever mounts it: pid 1, the user in a single
+	// sandbox and root in a subuid one.
+	data := fmt.Sprintf("fd=%d,rootmode=40000,user_id=%d,group_id=%d,allow_other,default_permissions", fuse.Fd(), os.Getuid(), os.Getgid())
 	if err := unix.Mount("fuse-overlayfs", root, "fuse", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
 		return fail(err)
 	}

@@ -225,12 +225,15 @@ func closeExecFrom(from int) error {
 	return nil
 }
 
-// startCommand starts the command as the child of pid 1. A user whose id
-// is not 0 gets a nested user namespace that maps their own id to pid 1's
-// root (and in a subuid sandbox, every other id to one of pid 1's): the
-// command runs with the user's uid and no capabilities at all, while pid 1
-// keeps its own. It returns pid 0 and the shell's status when
-// the command cannot be executed, with an error saying why.
+// startCommand starts the command as the child of pid 1, with no
+// capabilities. In single mode pid 1 is the user (sysProcAttr): a command
+// that runs as the user is pid 1's child in the same namespace, with pid
+// 1's ambient capabilities dropped; root inside (setup steps, --root) gets
+// a nested user namespace that maps root to the user, and is root of that
+// one only. In a subuid sandbox pid 1 is root and a user's command gets a
+// nested namespace that maps every id to one of pid 1's. It returns pid 0
+// and the shell's status when the command cannot be executed, with an
+// error saying why.
 func startCommand(spec *Spec, stdio []*os.File) (int, int, error) {
 	p := spec.Process
 	path, status, err := lookPath(p.Args[0], p.Env)
@@ -251,11 +254,14 @@ func startCommand(spec *Spec, stdio []*os.File) (int, int, error) {
 		attr.GidMappingsEnableSetgroups = true
 	case spec.Userns == UsernsSubuid:
 		// Root of a subuid sandbox: every id is mapped, nothing to emulate.
-	case p.UID != 0 || p.GID != 0:
+	case int(p.UID) != os.Getuid() || int(p.GID) != os.Getgid():
 		attr.Cloneflags = unix.CLONE_NEWUSER
-		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: int(p.UID), HostID: 0, Size: 1}}
-		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: int(p.GID), HostID: 0, Size: 1}}
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: int(p.UID), HostID: os.Getuid(), Size: 1}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: int(p.GID), HostID: os.Getgid(), Size: 1}}
 		attr.GidMappingsEnableSetgroups = false
+	}
+	if err := dropInheritable(); err != nil {
+		return 0, 0, err
 	}
 	fds := make([]uintptr, len(stdio))
 	for i, f := range stdio {
@@ -272,6 +278,24 @@ func startCommand(spec *Spec, stdio []*os.File) (int, int, error) {
 		return 0, 0, fmt.Errorf("start %s: %w", p.Args[0], err)
 	}
 	return pid, 0, nil
+}
+
+// dropInheritable empties the inheritable and ambient capability sets of
+// this thread, which forks the command: pid 1 was started with every
+// capability ambient (sysProcAttr), and none of that may reach the
+// command. Its permitted and effective sets stay.
+func dropInheritable() error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return &os.SyscallError{Syscall: "capget", Err: err}
+	}
+	data[0].Inheritable, data[1].Inheritable = 0, 0
+	// Lowering the inheritable set clears the ambient one with it.
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return &os.SyscallError{Syscall: "capset", Err: err}
+	}
+	return nil
 }
 
 // lookPath finds name in the PATH of env, as a shell would.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/devboxhq/devbox/rootless/network"
@@ -281,10 +283,14 @@ func (sb *Sandbox) Run(ctx context.Context, spec *Spec, net network.ParentDriver
 
 // sysProcAttr creates the sandbox's namespaces in one clone(2). In single
 // mode the uid and gid maps are written by the Go runtime before the child
-// runs any code: the user's own id becomes root inside, which gives pid 1
-// the capabilities to mount, and nothing else of the host is mapped. A
-// subuid sandbox gets its full range here only when devbox runs as real
-// root; otherwise helperMaps says newuidmap writes it after the clone.
+// runs any code. They map the user's own ids to themselves and nothing
+// else of the host: pid 1 is the user inside, and keeps the namespace's
+// capabilities (to mount, pivot and name the host) across its exec as
+// ambient ones. It drops them before it starts the command, which is
+// then the user with no capabilities, in pid 1's namespace: a command
+// that only forks (no user namespace of its own) starts sooner. A subuid
+// sandbox gets its full range here only when devbox runs as real root;
+// otherwise helperMaps says newuidmap writes it after the clone.
 func sysProcAttr(l Launch, uids, gids []IDRange, helperMaps bool) *syscall.SysProcAttr {
 	flags := uintptr(unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
 	if l.Network != NetworkHost {
@@ -305,10 +311,28 @@ func sysProcAttr(l Launch, uids, gids []IDRange, helperMaps bool) *syscall.SysPr
 		attr.UidMappings, attr.GidMappings = sysProcIDMaps(uids), sysProcIDMaps(gids)
 		attr.GidMappingsEnableSetgroups = true
 	default:
-		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}}
-		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}}
+		uid, gid := os.Getuid(), os.Getgid()
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: gid, HostID: gid, Size: 1}}
+		attr.AmbientCaps = allCapabilities()
 	}
 	return attr
+}
+
+// allCapabilities lists every capability the kernel knows: pid 1 keeps
+// them all, as the root of its namespace would.
+func allCapabilities() []uintptr {
+	last := unix.CAP_AUDIT_READ // Linux 4.3, which brought ambient capabilities
+	if b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && n > 0 {
+			last = n
+		}
+	}
+	caps := make([]uintptr, last+1)
+	for i := range caps {
+		caps[i] = uintptr(i)
+	}
+	return caps
 }
 
 // startError explains the usual reasons a sandbox cannot be created.

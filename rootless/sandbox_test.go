@@ -172,6 +172,28 @@ func TestRunIdentityAndIsolation(t *testing.T) {
 	}
 }
 
+// TestCommandCapabilities: the user's command has no capabilities, and
+// pid 1's (ambient ones, in single mode) do not leak into it.
+func TestCommandCapabilities(t *testing.T) {
+	if os.Getuid() == 0 {
+		t.Skip("run by root, the command is root inside and keeps root's capabilities")
+	}
+	layer := busyboxLayer(t)
+	code, out, stderr := run(t, sandbox(t, []string{layer}, "sh", "-c", "grep -E '^Cap(Inh|Prm|Eff|Amb)' /proc/self/status; mount -t tmpfs tmpfs /tmp && echo mounted"))
+	if code == 0 || strings.Contains(out, "mounted") {
+		t.Errorf("the command mounted a tmpfs (status %d): %s%s", code, out, stderr)
+	}
+	sets := strings.Fields(out)
+	if len(sets) != 8 {
+		t.Fatalf("capability sets: %q", out)
+	}
+	for i := 0; i < len(sets); i += 2 {
+		if strings.Trim(sets[i+1], "0") != "" {
+			t.Errorf("%s %s, want none", sets[i], sets[i+1])
+		}
+	}
+}
+
 func TestRunKillsLeftovers(t *testing.T) {
 	layer := busyboxLayer(t)
 	// If the background sleep outlived the command, pid 1 would wait for
