@@ -424,6 +424,16 @@ func TestHelpAndVersion(t *testing.T) {
 	if r.Code != 0 || strings.TrimSpace(r.Stdout+r.Stderr) == "" {
 		t.Errorf("want exit 0 and a version; %s", r)
 	}
+	// devbox creates the sandbox of a run before it reads its command
+	// line; help, or a flag error, must end it and still answer.
+	r = e.run(t, "run", "--help")
+	if r.Code != 0 || !strings.Contains(r.Stdout+r.Stderr, "Usage:") {
+		t.Errorf("run --help: want exit 0 and usage; %s", r)
+	}
+	r = e.run(t, "run", "--no-such-flag")
+	if r.Code != 2 {
+		t.Errorf("run --no-such-flag: want exit 2; %s", r)
+	}
 }
 
 // ptyOutput collects what a pseudo-terminal prints and lets a test wait for

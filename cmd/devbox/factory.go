@@ -8,6 +8,7 @@ import (
 
 	"github.com/devboxhq/devbox/env"
 	"github.com/devboxhq/devbox/image"
+	"github.com/devboxhq/devbox/rootless"
 	"github.com/google/go-containerregistry/pkg/name"
 )
 
@@ -26,11 +27,14 @@ type Factory struct {
 	// PullOptions are the registry settings (insecure registries, mirrors)
 	// from the environment and the user's config file.
 	PullOptions func() ([]image.Option, error)
+	// Sandbox creates a sandbox's pid 1 (rootless.Start). main may have
+	// created one already (startEarly).
+	Sandbox func(rootless.Launch, rootless.IO) (*rootless.Sandbox, error)
 }
 
 // NewFactory wires the real implementations.
 func NewFactory(io *IOStreams) *Factory {
-	f := &Factory{IO: io, Dirs: env.DefaultDirs}
+	f := &Factory{IO: io, Dirs: env.DefaultDirs, Sandbox: rootless.Start}
 	f.Config = func() (*env.Config, error) {
 		wd, err := os.Getwd()
 		if err != nil {

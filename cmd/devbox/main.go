@@ -35,5 +35,11 @@ func main() {
 			return filepath.Join(dirs.Cache, "full"), nil
 		})
 	}
-	os.Exit(Main(f))
+	release := func() {}
+	if len(os.Args) > 1 && (os.Args[1] == "run" || os.Args[1] == "shell") {
+		release = startEarly(f)
+	}
+	code := Main(f)
+	release()
+	os.Exit(code)
 }

@@ -89,6 +89,37 @@ func networkDriver(e *env.Environment, mode rootless.Network) (network.ParentDri
 	return nil, nil
 }
 
+// usualLaunch is the launch most projects need (the host's network, one
+// mapped id, a terminal when devbox has one) and the streams a sandbox
+// gets.
+func usualLaunch(f *Factory) (rootless.Launch, rootless.IO) {
+	l := rootless.Launch{Network: rootless.NetworkHost, Userns: rootless.UsernsSingle, Terminal: IsTerminal(f.IO.In)}
+	return l, rootless.IO{In: stdinFile(f.IO), Out: f.IO.OutFile, Err: f.IO.ErrFile}
+}
+
+// startEarly creates the pid 1 of a `devbox run` or `devbox shell` before
+// the command line is parsed: pid 1 takes about as long to start up as
+// devbox takes to get to the spec, and it waits for that. f.Sandbox hands
+// it over once, for the same launch and streams; release ends it if
+// nothing took it.
+func startEarly(f *Factory) (release func()) {
+	launch, stdio := usualLaunch(f)
+	early, earlyErr := rootless.Start(launch, stdio)
+	taken := false
+	f.Sandbox = func(l rootless.Launch, io rootless.IO) (*rootless.Sandbox, error) {
+		if !taken && l == launch && io == stdio {
+			taken = true
+			return early, earlyErr
+		}
+		return rootless.Start(l, io)
+	}
+	return func() {
+		if !taken && early != nil {
+			early.Close()
+		}
+	}
+}
+
 // runInSandbox runs req in the environment of the project governing the
 // working directory, building what the cache lacks, and returns the
 // command's status as an *ExitError when it is not 0.
@@ -96,15 +127,14 @@ func runInSandbox(ctx context.Context, f *Factory, req sandboxRequest) error {
 	if f.IO.OutFile == nil || f.IO.ErrFile == nil {
 		return errors.New("the sandbox needs file-backed standard output and error")
 	}
-	terminal := IsTerminal(f.IO.In)
-	stdio := rootless.IO{In: stdinFile(f.IO), Out: f.IO.OutFile, Err: f.IO.ErrFile}
+	launch, stdio := usualLaunch(f)
 	// The sandbox's pid 1 starts up, a process of its own on another core,
 	// while devbox.toml is read and the environment prepared; then it waits
 	// for its spec. It starts for what most projects use (the host's
 	// network, one mapped id) and again if devbox.toml asks for more; an
 	// error surfaces when the right one is started, after devbox.toml's.
-	launch := rootless.Launch{Network: rootless.NetworkHost, Userns: rootless.UsernsSingle, Terminal: terminal}
-	sb, startErr := rootless.Start(launch, stdio)
+	terminal := launch.Terminal
+	sb, startErr := f.Sandbox(launch, stdio)
 	defer func() {
 		if sb != nil {
 			sb.Close()
