@@ -170,7 +170,7 @@ func (b *Builder) resolveImage(ctx context.Context, cfg *Config, lock *Lock, fro
 		if src.IsLocal() {
 			return b.resolveLocalPinned(ctx, cfg, ref, digest)
 		}
-		pinned := src.Ref.Context().Digest(digest).String()
+		pinned := src.Ref.Digested(digest).String()
 		img, err := b.Store.Lookup(pinned)
 		if errors.Is(err, image.ErrNotPresent) {
 			return b.Pull(ctx, pinned, cfg.Image.Platform)

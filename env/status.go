@@ -96,7 +96,7 @@ func Inspect(cfg *Config, dirs Dirs, store *image.Store, rootfs mounts.RootFS) (
 	case src.IsLocal():
 		ref = src.String()
 	case d != "":
-		ref = src.Ref.Context().Digest(d).String()
+		ref = src.Ref.Digested(d).String()
 	}
 	img, err := store.Lookup(ref)
 	if errors.Is(err, image.ErrNotPresent) {

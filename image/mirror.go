@@ -5,8 +5,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-
-	"github.com/google/go-containerregistry/pkg/name"
 )
 
 // mirror is one registry mirror: a registry that serves the same
@@ -33,8 +31,8 @@ func WithMirrors(mirrors map[string][]string) Option {
 		// give one order.
 		for _, reg := range slices.Sorted(maps.Keys(mirrors)) {
 			list := mirrors[reg]
-			r, err := name.NewRegistry(reg, name.StrictValidation)
-			if err != nil || reg == "" {
+			canonical, err := ParseRegistry(reg)
+			if err != nil {
 				return fmt.Errorf("mirrors: %q is not a registry name (host or host:port)", reg)
 			}
 			for _, m := range list {
@@ -45,7 +43,7 @@ func WithMirrors(mirrors map[string][]string) Option {
 				if o.mirrors == nil {
 					o.mirrors = map[string][]mirror{}
 				}
-				o.mirrors[r.RegistryStr()] = append(o.mirrors[r.RegistryStr()], parsed)
+				o.mirrors[canonical] = append(o.mirrors[canonical], parsed)
 			}
 		}
 		return nil
@@ -64,7 +62,7 @@ func parseMirror(s string) (mirror, error) {
 	if strings.Contains(m.host, "/") {
 		return mirror{}, fmt.Errorf("%q: a mirror is a registry host[:port], without a path", s)
 	}
-	if _, err := name.NewRegistry(m.host, name.StrictValidation); err != nil || m.host == "" {
+	if _, err := ParseRegistry(m.host); err != nil {
 		return mirror{}, fmt.Errorf("%q is not a registry host[:port]", s)
 	}
 	return m, nil

@@ -50,7 +50,13 @@ func (s *Store) Pull(ctx context.Context, ref string, opts ...Option) (*Image, e
 		}
 		return s.pullLocal(ctx, src, o)
 	}
-	return s.pullRegistry(ctx, src.Ref, o)
+	// Parsed again by the registry client's own rules, which ParseSource
+	// follows (FuzzParseReference).
+	r, err := name.ParseReference(ref, name.WithDefaultTag("latest"))
+	if err != nil {
+		return nil, fmt.Errorf("%q is not an image reference: %w", ref, err)
+	}
+	return s.pullRegistry(ctx, r, o)
 }
 
 // pullFrom pulls r through from, which names the same repository and tag or

@@ -911,50 +911,6 @@ func TestPullOptionErrors(t *testing.T) {
 	}
 }
 
-func TestParseReference(t *testing.T) {
-	digest := "sha256:" + strings.Repeat("1f", 32)
-	tests := []struct {
-		in      string
-		want    string // Name(); "" when an error is expected
-		wantDig string // DigestStr() for digest references
-	}{
-		{in: "busybox", want: "index.docker.io/library/busybox:latest"},
-		{in: "docker.io/library/busybox:1.36", want: "index.docker.io/library/busybox:1.36"},
-		{in: "ghcr.io/org/app:v1", want: "ghcr.io/org/app:v1"},
-		{in: "localhost:5000/app", want: "localhost:5000/app:latest"},
-		{in: "alpine@" + digest, want: "index.docker.io/library/alpine@" + digest, wantDig: digest},
-		{in: "127.0.0.1:5000/a/b@" + digest, want: "127.0.0.1:5000/a/b@" + digest, wantDig: digest},
-		{in: "Busybox"},
-		{in: "busybox:"},
-		{in: "alpine@sha256:1234"},
-		{in: ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			r, err := ParseReference(tt.in)
-			if tt.want == "" {
-				if err == nil {
-					t.Fatalf("ParseReference(%q) = %s, want an error", tt.in, r.Name())
-				}
-				if want := fmt.Sprintf("%q is not an image reference", tt.in); !strings.Contains(err.Error(), want) {
-					t.Errorf("error %q does not contain %q", err, want)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("ParseReference(%q): %v", tt.in, err)
-			}
-			if r.Name() != tt.want {
-				t.Errorf("ParseReference(%q) = %s, want %s", tt.in, r.Name(), tt.want)
-			}
-			d, isDigest := r.(interface{ DigestStr() string })
-			if isDigest != (tt.wantDig != "") || (isDigest && d.DigestStr() != tt.wantDig) {
-				t.Errorf("ParseReference(%q): digest reference %v, want %q", tt.in, isDigest, tt.wantDig)
-			}
-		})
-	}
-}
-
 // BenchmarkPull pulls a ~20 MB, three-layer random image from the
 // in-process registry into a fresh store each time.
 func BenchmarkPull(b *testing.B) {

@@ -11,8 +11,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-
-	"github.com/google/go-containerregistry/pkg/name"
 )
 
 // SourceKind says where a Source's image comes from.
@@ -62,8 +60,8 @@ var sourcePrefixes = [...]string{
 // host called "rootfs" or the like.
 type Source struct {
 	Kind SourceKind
-	// Ref is the reference of a registry source; nil for a local one.
-	Ref name.Reference
+	// Ref is the reference of a registry source; zero for a local one.
+	Ref Reference
 	// Path is a local source's file or directory, as written, or absolute
 	// once resolved with Abs.
 	Path string
@@ -92,7 +90,7 @@ func ParseSource(s string) (Source, error) {
 		case hasTag && src.Tag == "":
 			return Source{}, fmt.Errorf("%q ends in an empty tag: write %s%s:TAG, or leave out the ':'", s, prefix, src.Path)
 		case src.Kind == DockerArchiveSource && hasTag:
-			if _, err := name.NewTag(src.Tag); err != nil {
+			if _, err := parseTagged(src.Tag); err != nil {
 				return Source{}, fmt.Errorf("%q: %q is not a REPO:TAG as docker save records it", s, src.Tag)
 			}
 		}
@@ -113,7 +111,7 @@ func (s Source) IsLocal() bool { return s.Kind != RegistrySource }
 // prefix, path and tag.
 func (s Source) String() string {
 	if !s.IsLocal() {
-		if s.Ref == nil {
+		if s.Ref.Registry == "" {
 			return ""
 		}
 		return s.Ref.Name()

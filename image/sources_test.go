@@ -1229,7 +1229,7 @@ func TestParseSource(t *testing.T) {
 			if src.IsLocal() != (tt.kind != RegistrySource) {
 				t.Errorf("IsLocal() = %v", src.IsLocal())
 			}
-			if tt.registry != "" && (src.Ref == nil || src.Ref.Name() != tt.registry) {
+			if tt.registry != "" && src.Ref.Name() != tt.registry {
 				t.Errorf("Ref = %v, want %s", src.Ref, tt.registry)
 			}
 			want := tt.str

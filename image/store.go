@@ -114,13 +114,13 @@ func (s *Store) Lookup(ref string) (*Image, error) {
 	// platform, and only the reference file records which.
 	digest := ""
 	b, err := os.ReadFile(filepath.Join(s.refsDir(), refFileName(src.String())))
-	switch d, isDigest := src.Ref.(interface{ DigestStr() string }); {
+	switch {
 	case err == nil:
 		digest = strings.TrimSpace(string(b))
 	case !errors.Is(err, os.ErrNotExist):
 		return nil, fmt.Errorf("look up %s: %w", ref, err)
-	case isDigest:
-		digest = d.DigestStr()
+	case src.Ref.Digest != "":
+		digest = src.Ref.Digest
 	default:
 		return nil, ErrNotPresent
 	}

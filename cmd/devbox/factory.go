@@ -9,7 +9,6 @@ import (
 	"github.com/devboxhq/devbox/env"
 	"github.com/devboxhq/devbox/image"
 	"github.com/devboxhq/devbox/rootless"
-	"github.com/google/go-containerregistry/pkg/name"
 )
 
 // Factory carries the streams and lazy constructors the commands share, so
@@ -178,7 +177,7 @@ func readUserConfig(path string) (*userConfig, error) {
 		return nil, env.KeyError(path, src, []string{"registry", "mirrors"}, err.Error())
 	}
 	for _, h := range uc.Registry.Insecure {
-		if _, err := name.NewRegistry(h, name.StrictValidation); err != nil || h == "" || strings.Contains(h, "/") {
+		if _, err := image.ParseRegistry(h); err != nil || strings.Contains(h, "/") {
 			return nil, env.KeyError(path, src, []string{"registry", "insecure"}, fmt.Sprintf("%q is not a registry host[:port]", h))
 		}
 	}
