@@ -17,24 +17,24 @@ func main() {
 		os.Exit(rootless.Init())
 	}
 	f := NewFactory(System())
-	if initProgram != nil {
-		rootless.UseInitProgram(initProgram, initProgramSum, func() (string, error) {
+	// The programs devbox carries run from copies in the user's cache.
+	cacheDir := func(name string) func() (string, error) {
+		return func() (string, error) {
 			dirs, err := f.Dirs()
 			if err != nil {
 				return "", err
 			}
-			return filepath.Join(dirs.Cache, "init"), nil
-		})
+			return filepath.Join(dirs.Cache, name), nil
+		}
+	}
+	if initProgram != nil {
+		rootless.UseInitProgram(initProgram, initProgramSum, cacheDir("init"))
 	}
 	if fullProgram != nil {
-		fullprog.Use(fullProgram, fullProgramSum, func() (string, error) {
-			dirs, err := f.Dirs()
-			if err != nil {
-				return "", err
-			}
-			return filepath.Join(dirs.Cache, "full"), nil
-		})
+		fullprog.Use(fullProgram, fullProgramSum, cacheDir("full"))
 	}
+	// pid 1 of a run or a shell is created before the command line is
+	// parsed (startEarly).
 	release := func() {}
 	if len(os.Args) > 1 && (os.Args[1] == "run" || os.Args[1] == "shell") {
 		release = startEarly(f)
