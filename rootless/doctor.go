@@ -239,14 +239,15 @@ func probeDirs(scratch string) error {
 	return os.WriteFile(filepath.Join(scratch, "lower", "gone"), nil, 0o644)
 }
 
-// probeAttr is a probe's user and mount namespaces, with the user as root.
+// probeAttr is a probe's user and mount namespaces, made as a sandbox's
+// pid 1 gets them (asUser).
 func probeAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{
-		Cloneflags:  unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID,
-		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
-		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}},
-		Pdeathsig:   unix.SIGKILL,
+	attr := &syscall.SysProcAttr{
+		Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID,
+		Pdeathsig:  unix.SIGKILL,
 	}
+	asUser(attr)
+	return attr
 }
 
 // runProbe is the child side of a probe; it returns the exit status.

@@ -311,12 +311,19 @@ func sysProcAttr(l Launch, uids, gids []IDRange, helperMaps bool) *syscall.SysPr
 		attr.UidMappings, attr.GidMappings = sysProcIDMaps(uids), sysProcIDMaps(gids)
 		attr.GidMappingsEnableSetgroups = true
 	default:
-		uid, gid := os.Getuid(), os.Getgid()
-		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}}
-		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: gid, HostID: gid, Size: 1}}
-		attr.AmbientCaps = allCapabilities()
+		asUser(attr)
 	}
 	return attr
+}
+
+// asUser maps the user's own uid and gid to themselves in attr's new user
+// namespace, and keeps the namespace's capabilities across the exec as
+// ambient ones: a single-mode pid 1 runs so, and so do doctor's probes.
+func asUser(attr *syscall.SysProcAttr) {
+	uid, gid := os.Getuid(), os.Getgid()
+	attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}}
+	attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: gid, HostID: gid, Size: 1}}
+	attr.AmbientCaps = allCapabilities()
 }
 
 // allCapabilities lists every capability the kernel knows: pid 1 keeps

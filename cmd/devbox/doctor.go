@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/devboxhq/devbox/image"
+	"github.com/devboxhq/devbox/internal/fullprog"
 	"github.com/devboxhq/devbox/rootless"
 	"github.com/spf13/cobra"
 )
@@ -56,7 +57,7 @@ func doctorRun(opts *DoctorOptions) error {
 		return err
 	}
 	defer image.RemoveAll(scratch)
-	checks := rootless.Doctor(scratch)
+	checks := append(rootless.Doctor(scratch), fullProgramCheck())
 	failed := 0
 	for _, c := range checks {
 		if c.Required && !c.OK {
@@ -87,4 +88,22 @@ func doctorRun(opts *DoctorOptions) error {
 		return errors.New("this machine cannot run devbox sandboxes yet: apply the fixes above")
 	}
 	return nil
+}
+
+// fullProgramCheck says where the full program runs from when this devbox
+// is the lean one (package fullprog).
+func fullProgramCheck() rootless.Check {
+	c := rootless.Check{Name: "full program (pulls, downloads, archives)"}
+	if !fullprog.Lean() {
+		c.OK, c.Detail = true, "this devbox is the full program itself (built without 'make build')"
+		return c
+	}
+	path, err := fullprog.Copy()
+	if err != nil {
+		c.Detail = fmt.Sprintf("runs from memory, as its copy cannot be made: %v", err)
+		c.Fix = "set XDG_CACHE_HOME to a writable directory on a filesystem mounted without noexec"
+		return c
+	}
+	c.OK, c.Detail = true, path
+	return c
 }

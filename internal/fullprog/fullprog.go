@@ -56,7 +56,7 @@ func Exec() error {
 	if program.data == nil {
 		return ErrNeeded
 	}
-	path, err := install()
+	path, err := Copy()
 	if err != nil {
 		// A cache on a noexec mount, say: run it from memory instead.
 		var mem *os.File
@@ -71,8 +71,9 @@ func Exec() error {
 	return fmt.Errorf("run devbox's full program: %w", err)
 }
 
-// install returns the path of the cache's copy of the full program.
-func install() (string, error) {
+// Copy returns the path of the cache's copy of the full program, made if
+// it is not there yet.
+func Copy() (string, error) {
 	dir, err := program.dir()
 	if err != nil {
 		return "", err

@@ -80,9 +80,17 @@ func TestWithoutFullProgram(t *testing.T) {
 	if err := Exec(); !errors.Is(err, ErrNeeded) {
 		t.Errorf("Exec without a full program = %v, want ErrNeeded", err)
 	}
-	useScript(t.TempDir())
+	dir := t.TempDir()
+	useScript(dir)
 	t.Cleanup(func() { Use(nil, "", nil) })
 	if !Lean() {
 		t.Error("Lean() = false with a full program")
+	}
+	path, err := Copy()
+	if err != nil || filepath.Dir(path) != dir {
+		t.Fatalf("Copy() = %q, %v; want a copy in %s", path, err, dir)
+	}
+	if data, _ := os.ReadFile(path); string(data) != script {
+		t.Errorf("the copy holds %q", data)
 	}
 }
