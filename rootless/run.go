@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/devboxhq/devbox/rootless/network"
@@ -58,6 +59,13 @@ type Sandbox struct {
 	// single mode.
 	uids, gids []IDRange
 	used       bool
+	// sigs receives the forwarded signals from Start on (catchSignals);
+	// caught is closed once it does. forward, set by Run, is the pid 1
+	// they go to; stop, closed by Close, ends their handling.
+	sigs         chan os.Signal
+	caught, stop chan struct{}
+	forward      atomic.Pointer[initProc]
+	closed       bool
 }
 
 // Run starts the sandbox that spec describes, waits for its command and
@@ -123,6 +131,7 @@ func Start(l Launch, stdio IO) (_ *Sandbox, err error) {
 		return nil, startError(err)
 	}
 	sb.init = p
+	sb.catchSignals()
 	if sb.term != nil {
 		sb.term.childSock.Close()
 	}
@@ -154,9 +163,50 @@ func (sb *Sandbox) startInit(prog string, l Launch, stdio IO, specR, syncW *os.F
 	return startInit(prog, []string{"devbox-init"}, env, files, sysProcAttr(l, sb.uids, sb.gids, helperMaps))
 }
 
+// catchSignals registers sigs for the forwarded signals and handles them
+// until Close, on a goroutine of its own. The registration costs a round
+// trip to the Go runtime's signal-mask thread per signal, about a quarter
+// of a millisecond in all, and Start's caller need not wait for it: Run
+// does, before pid 1 can start the command. Once Run has set forward, a
+// signal goes to pid 1. Before, it does what it would do without a
+// handler: SIGTERM is left to the caller (devbox cancels what it is
+// doing), and the others end devbox, and pid 1 with it.
+func (sb *Sandbox) catchSignals() {
+	sb.sigs = make(chan os.Signal, 8)
+	sb.caught, sb.stop = make(chan struct{}), make(chan struct{})
+	go func() {
+		signal.Notify(sb.sigs, forwarded...)
+		close(sb.caught)
+		for {
+			select {
+			case <-sb.stop:
+				return
+			case s := <-sb.sigs:
+				switch p := sb.forward.Load(); {
+				case p != nil:
+					p.signal(s.(syscall.Signal))
+				case s != unix.SIGTERM:
+					signal.Reset(s)
+					unix.Kill(unix.Getpid(), s.(syscall.Signal))
+				}
+			}
+		}
+	}()
+}
+
 // Close releases the sandbox. Before Run, it ends pid 1, which has not
 // started anything yet.
 func (sb *Sandbox) Close() {
+	if sb.closed {
+		return
+	}
+	sb.closed = true
+	if sb.stop != nil {
+		close(sb.stop)
+		// signal.Stop waits for the signal loop to go idle (up to a
+		// quarter of a millisecond): not on the way out of devbox.
+		go signal.Stop(sb.sigs)
+	}
 	if sb.init != nil && !sb.used {
 		sb.init.kill()
 	}
@@ -210,15 +260,12 @@ func (sb *Sandbox) Run(ctx context.Context, spec *Spec, net network.ParentDriver
 		}
 		defer cleanup()
 	}
-	// Catch the forwarded signals before the command can start: one that
-	// arrives while it starts waits in sigs and is passed on once pid 1
-	// handles signals, rather than killing devbox and leaving the command
-	// orphaned.
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, forwarded...)
-	// signal.Stop waits for the signal loop to go idle (up to a quarter of
-	// a millisecond): not on the way out of devbox.
-	defer func() { go signal.Stop(sigs) }()
+	// The forwarded signals are caught before the command can start: one
+	// that arrives while it starts is passed on to pid 1, which handles
+	// signals before it starts the command, rather than killing devbox
+	// and leaving the command orphaned.
+	<-sb.caught
+	sb.forward.Store(p)
 	data, err := spec.MarshalBinary()
 	if err == nil {
 		_, err = sb.specW.Write(data)
@@ -247,19 +294,12 @@ func (sb *Sandbox) Run(ctx context.Context, spec *Spec, net network.ParentDriver
 	returned := make(chan struct{})
 	defer close(returned)
 	go func() {
-		done := ctx.Done()
-		for {
-			select {
-			case <-returned:
-				return
-			case s := <-sigs:
-				p.signal(s.(syscall.Signal))
-			case <-done:
-				// A signal that cancelled ctx arrives on sigs as well.
-				if !errors.Is(context.Cause(ctx), ErrSignaled) {
-					p.signal(unix.SIGTERM)
-				}
-				done = nil
+		select {
+		case <-returned:
+		case <-ctx.Done():
+			// A signal that cancelled ctx reaches pid 1 through sigs.
+			if !errors.Is(context.Cause(ctx), ErrSignaled) {
+				p.signal(unix.SIGTERM)
 			}
 		}
 	}()
