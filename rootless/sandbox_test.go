@@ -28,7 +28,29 @@ func TestMain(m *testing.M) {
 	if IsInit() {
 		os.Exit(Init())
 	}
+	if sig := os.Getenv("ROOTLESS_TEST_SIGNAL_BEFORE_RUN"); sig != "" {
+		signalBeforeRun(sig)
+	}
 	os.Exit(m.Run())
+}
+
+// signalBeforeRun is the helper process of TestSignalBeforeRun: it starts
+// a sandbox, prints pid 1's pid, sends itself sig before Run and exits 0
+// if that did not end it.
+func signalBeforeRun(sig string) {
+	null, _ := os.Open(os.DevNull)
+	sb, err := Start(Launch{Network: NetworkHost, Userns: UsernsSingle}, IO{In: null, Out: null, Err: null})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(3)
+	}
+	fmt.Println(sb.init.pid)
+	<-sb.caught
+	s := map[string]syscall.Signal{"INT": unix.SIGINT, "HUP": unix.SIGHUP, "TERM": unix.SIGTERM}[sig]
+	unix.Kill(os.Getpid(), s)
+	time.Sleep(200 * time.Millisecond)
+	sb.Close()
+	os.Exit(0)
 }
 
 // busyboxLayer makes a layer directory with a static busybox and its
@@ -619,5 +641,48 @@ func TestNoDescriptorLeaks(t *testing.T) {
 	}
 	if fds := strings.Fields(out); !slices.Equal(fds, []string{"0", "1", "2"}) {
 		t.Errorf("the command's descriptors are %v, want 0 1 2", fds)
+	}
+}
+
+// TestSignalBeforeRun: devbox catches the forwarded signals from Start on,
+// but until Run they do what they would without a handler. SIGINT and
+// SIGHUP end devbox, and pid 1 with it; SIGTERM is left to the caller
+// (devbox cancels what it is doing), so the process lives on.
+func TestSignalBeforeRun(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		sig  string
+		dies syscall.Signal
+	}{{"INT", unix.SIGINT}, {"HUP", unix.SIGHUP}, {"TERM", 0}} {
+		t.Run(tt.sig, func(t *testing.T) {
+			cmd := exec.Command(self, "-test.run", "^$")
+			cmd.Env = append(os.Environ(), "ROOTLESS_TEST_SIGNAL_BEFORE_RUN="+tt.sig)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			pid, perr := strconv.Atoi(strings.TrimSpace(string(out)))
+			if perr != nil {
+				t.Fatalf("helper printed %q: %v; %s", out, err, stderr.String())
+			}
+			ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+			if tt.dies != 0 && (!ws.Signaled() || ws.Signal() != tt.dies) {
+				t.Errorf("SIG%s before Run: helper ended with %v, want killed by %v; %s", tt.sig, ws, tt.dies, stderr.String())
+			}
+			if tt.dies == 0 && err != nil {
+				t.Errorf("SIG%s before Run: helper ended with %v, want it to live on; %s", tt.sig, err, stderr.String())
+			}
+			// pid 1 goes with devbox (its parent-death signal) or with
+			// Close: within seconds either way.
+			deadline := time.Now().Add(10 * time.Second)
+			for unix.Kill(pid, 0) == nil {
+				if time.Now().After(deadline) {
+					t.Fatalf("pid 1 (%d) outlived the helper", pid)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
 	}
 }
