@@ -152,10 +152,11 @@ func (sb *Sandbox) startInit(prog string, l Launch, stdio IO, specR, syncW *os.F
 	// pid 1 works on one thread (it locks it for the set-up); with one P
 	// the Go runtime does not wake idle threads to spin for work while it
 	// starts, which costs CPU that the CLI needs on the same machine.
-	env := []string{initEnv + "=1", "GOMAXPROCS=1"}
+	stage := "1"
 	if helperMaps {
-		env = []string{initEnv + "=" + stageAwaitIDMap, "GOMAXPROCS=1"}
+		stage = stageAwaitIDMap
 	}
+	env := []string{initEnv + "=" + stage, "GOMAXPROCS=1"}
 	files := []*os.File{stdio.In, stdio.Out, stdio.Err, specR, syncW}
 	if sb.term != nil {
 		files = append(files, sb.term.childSock)

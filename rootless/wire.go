@@ -72,18 +72,11 @@ func (d *decoder) uint() uint64 {
 	return v
 }
 
-// sint reads what encoder.int wrote.
+// sint reads what encoder.int wrote: binary.AppendVarint's zig-zag
+// encoding (0, -1, 1, -2, ...) in a uvarint.
 func (d *decoder) sint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.err = errShort
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
+	u := d.uint()
+	return int64(u>>1) ^ -int64(u&1)
 }
 
 // int reads an unsigned integer that must fit below limit.
