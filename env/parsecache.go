@@ -1,7 +1,6 @@
 package env
 
 import (
-	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -9,11 +8,14 @@ import (
 	"time"
 
 	"github.com/devboxhq/devbox/internal/fsutil"
+	"github.com/devboxhq/devbox/internal/wire"
 	"golang.org/x/sys/unix"
 )
 
 // A warm run reads devbox.toml and devbox.lock as they were parsed and
-// validated the last time, from JSON in the project's state directory,
+// validated the last time, from the project's state directory in devbox's
+// own binary form (internal/wire, which a fresh process reads sooner than
+// JSON),
 // rather than parsing and validating TOML again. A cached result is used
 // only for the very same file (device, inode, size, mtime and ctime, which
 // no user can set) read by the very same devbox executable.
@@ -42,10 +44,47 @@ var exeStamp = sync.OnceValue(func() fileStamp {
 	return stampOf(&st)
 })
 
-type parsed[T any] struct {
-	File  fileStamp `json:"file"`
-	Exe   fileStamp `json:"exe"`
-	Value T         `json:"value"`
+// cacheVersion starts a parse cache record: its version, the stamps of the
+// file and the executable, and the value.
+const cacheVersion = 1
+
+func (f fileStamp) encode(e *wire.Encoder) {
+	e.Uint(f.Dev)
+	e.Uint(f.Ino)
+	e.Int(f.Size)
+	e.Int(f.Mtime)
+	e.Int(f.Ctime)
+}
+
+func decodeStamp(d *wire.Decoder) fileStamp {
+	return fileStamp{Dev: d.Uint(), Ino: d.Uint(), Size: d.Int(), Mtime: d.Int(), Ctime: d.Int()}
+}
+
+// A codec is the wire form of a parsed file's value.
+type codec[T any] struct {
+	encode func(*wire.Encoder, T)
+	decode func(*wire.Decoder) T
+}
+
+// readRecord returns the value in a parse cache record made for file and
+// exe, or false.
+func readRecord[T any](b []byte, file, exe fileStamp, c codec[T]) (T, bool) {
+	d := &wire.Decoder{B: b}
+	if d.Uint() != cacheVersion || decodeStamp(d) != file || decodeStamp(d) != exe {
+		var zero T
+		return zero, false
+	}
+	v := c.decode(d)
+	return v, d.Done() == nil
+}
+
+func record[T any](file, exe fileStamp, v T, c codec[T]) []byte {
+	e := &wire.Encoder{B: make([]byte, 0, 512)}
+	e.Uint(cacheVersion)
+	file.encode(e)
+	exe.encode(e)
+	c.encode(e, v)
+	return e.B
 }
 
 // racyWindow: a file changed this recently may change again within the
@@ -54,10 +93,10 @@ type parsed[T any] struct {
 const racyWindow = 2 * time.Second
 
 // cachedParse returns parse's result for the contents of the file at
-// path: from the JSON file cache when it holds the result for this version
+// path: from the file cache when it holds the result for this version
 // of the file, otherwise by parsing, and then it records that result in
 // cache. A missing file is an error that wraps os.ErrNotExist.
-func cachedParse[T any](path, cache string, parse func(src []byte) (T, error)) (T, error) {
+func cachedParse[T any](path, cache string, parse func(src []byte) (T, error), c codec[T]) (T, error) {
 	var zero T
 	f, err := os.Open(path)
 	if err != nil {
@@ -72,9 +111,8 @@ func cachedParse[T any](path, cache string, parse func(src []byte) (T, error)) (
 	}
 	stamp, exe := stampOf(&st), exeStamp()
 	if b, err := os.ReadFile(cache); err == nil && exe != (fileStamp{}) {
-		var rec parsed[T]
-		if json.Unmarshal(b, &rec) == nil && rec.File == stamp && rec.Exe == exe {
-			return rec.Value, nil
+		if v, ok := readRecord(b, stamp, exe, c); ok {
+			return v, nil
 		}
 	}
 	src, err := io.ReadAll(f)
@@ -86,10 +124,8 @@ func cachedParse[T any](path, cache string, parse func(src []byte) (T, error)) (
 		return zero, err
 	}
 	if exe != (fileStamp{}) && time.Since(time.Unix(0, max(stamp.Mtime, stamp.Ctime))) > racyWindow {
-		if b, err := json.Marshal(parsed[T]{File: stamp, Exe: exe, Value: v}); err == nil {
-			if os.MkdirAll(filepath.Dir(cache), 0o700) == nil {
-				fsutil.WriteAtomic(cache, b, 0o600)
-			}
+		if os.MkdirAll(filepath.Dir(cache), 0o700) == nil {
+			fsutil.WriteAtomic(cache, record(stamp, exe, v, c), 0o600)
 		}
 	}
 	return v, nil
@@ -108,15 +144,17 @@ func LoadCached(dirs Dirs, path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cachedParse(abs, filepath.Join(parseCacheDir(dirs, filepath.Dir(abs)), FileName+".json"),
-		func(src []byte) (*Config, error) { return Parse(abs, src) })
+	return cachedParse(abs, filepath.Join(parseCacheDir(dirs, filepath.Dir(abs)), FileName),
+		func(src []byte) (*Config, error) { return Parse(abs, src) },
+		codec[*Config]{encodeConfig, decodeConfig})
 }
 
 // readLockCached is ReadLock, through the parse cache of the project in
 // dir (the directory of path).
 func readLockCached(dirs Dirs, path string) (*Lock, error) {
-	l, err := cachedParse(path, filepath.Join(parseCacheDir(dirs, filepath.Dir(path)), LockFileName+".json"),
-		func(src []byte) (*Lock, error) { return parseLock(path, src) })
+	l, err := cachedParse(path, filepath.Join(parseCacheDir(dirs, filepath.Dir(path)), LockFileName),
+		func(src []byte) (*Lock, error) { return parseLock(path, src) },
+		codec[*Lock]{encodeLock, decodeLock})
 	if os.IsNotExist(err) {
 		return nil, nil
 	}

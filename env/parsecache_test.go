@@ -1,13 +1,16 @@
 package env
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/devboxhq/devbox/internal/wire"
+	"github.com/devboxhq/devbox/internal/wire/wiretest"
+	"golang.org/x/sys/unix"
 )
 
 // writeOld writes a file whose timestamps are out of the racy window.
@@ -42,7 +45,7 @@ func TestLoadCached(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cache := filepath.Join(parseCacheDir(dirs, project), FileName+".json")
+	cache := filepath.Join(parseCacheDir(dirs, project), FileName)
 	if _, err := os.Stat(cache); err != nil {
 		t.Fatalf("no parse cached: %v", err)
 	}
@@ -50,8 +53,8 @@ func TestLoadCached(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Every key of the example survives the round trip through JSON, nil
-	// and empty alike (step keys are made from these values).
+	// Every key of the example survives the round trip through the cache,
+	// nil and empty alike (step keys are made from these values).
 	for name, got := range map[string]*Config{"parsed": first, "cached": second} {
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%s config differs from Load's:\n got %+v\nwant %+v", name, got, want)
@@ -59,12 +62,18 @@ func TestLoadCached(t *testing.T) {
 	}
 
 	// The cache is what a warm run reads: a record for this very file wins.
-	var rec parsed[*Config]
+	configs := codec[*Config]{encodeConfig, decodeConfig}
 	b, _ := os.ReadFile(cache)
-	json.Unmarshal(b, &rec)
-	rec.Value.Image.Ref = "from-the-cache"
-	b, _ = json.Marshal(rec)
-	os.WriteFile(cache, b, 0o600)
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	c, ok := readRecord(b, stampOf(&st), exeStamp(), configs)
+	if !ok {
+		t.Fatal("the cache holds no record for this file and executable")
+	}
+	c.Image.Ref = "from-the-cache"
+	os.WriteFile(cache, record(stampOf(&st), exeStamp(), c, configs), 0o600)
 	if c, err := LoadCached(dirs, path); err != nil || c.Image.Ref != "from-the-cache" {
 		t.Fatalf("LoadCached did not read its cache: %v, %v", c, err)
 	}
@@ -95,7 +104,7 @@ func TestLoadCachedRacy(t *testing.T) {
 	if _, err := LoadCached(dirs, path); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(parseCacheDir(dirs, project), FileName+".json")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(parseCacheDir(dirs, project), FileName)); !os.IsNotExist(err) {
 		t.Errorf("a file changed a moment ago was cached (%v): an edit within its timestamps' resolution would go unseen", err)
 	}
 }
@@ -120,4 +129,48 @@ func TestReadLockCached(t *testing.T) {
 			t.Errorf("read %d: %+v, %v; want %+v", i, got, err, want)
 		}
 	}
+}
+
+func encodeWith[T any](encode func(*wire.Encoder, *T)) func(T) []byte {
+	return func(v T) []byte {
+		e := &wire.Encoder{}
+		encode(e, &v)
+		return e.B
+	}
+}
+
+func decodeWith[T any](decode func(*wire.Decoder) *T) func([]byte) (T, error) {
+	return func(b []byte) (T, error) {
+		d := &wire.Decoder{B: b}
+		v := decode(d)
+		return *v, d.Done()
+	}
+}
+
+func TestConfigWire(t *testing.T) {
+	wiretest.Check(t, encodeWith(encodeConfig), decodeWith(decodeConfig))
+}
+
+func TestLockWire(t *testing.T) {
+	wiretest.Check(t, encodeWith(encodeLock), decodeWith(decodeLock))
+}
+
+// FuzzParseCacheRecord: a parse cache record, whatever its bytes, is read
+// or refused without a panic, and what is read survives a round trip.
+func FuzzParseCacheRecord(f *testing.F) {
+	configs := codec[*Config]{encodeConfig, decodeConfig}
+	stamp := fileStamp{Dev: 1, Ino: 2, Size: 3, Mtime: 4, Ctime: 5}
+	for _, c := range []Config{{}, wiretest.Empty[Config](), wiretest.Full[Config]()} {
+		f.Add(record(stamp, stamp, &c, configs))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, ok := readRecord(data, stamp, stamp, configs)
+		if !ok {
+			return
+		}
+		again, ok := readRecord(record(stamp, stamp, c, configs), stamp, stamp, configs)
+		if !ok || !reflect.DeepEqual(again, c) {
+			t.Fatalf("read %+v, which does not survive a round trip", c)
+		}
+	})
 }

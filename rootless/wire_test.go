@@ -3,66 +3,28 @@ package rootless
 import (
 	"bufio"
 	"bytes"
-	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/devboxhq/devbox/internal/wire/wiretest"
 )
 
-// fill sets every field v reaches to a value that is not its zero value
-// and differs from field to field, so that a field the wire form leaves
-// out fails TestSpecRoundTrip.
-func fill(v reflect.Value, n *int) {
-	*n++
-	switch v.Kind() {
-	case reflect.String:
-		v.SetString(strings.Repeat("x", *n) + "é\x00\n")
-	case reflect.Bool:
-		v.SetBool(true)
-	case reflect.Int:
-		v.SetInt(int64(1000 + *n))
-	case reflect.Uint32, reflect.Uint16:
-		v.SetUint(uint64(*n))
-	case reflect.Struct:
-		for i := range v.NumField() {
-			fill(v.Field(i), n)
-		}
-	case reflect.Slice:
-		s := reflect.MakeSlice(v.Type(), 2, 2)
-		for i := range 2 {
-			fill(s.Index(i), n)
-		}
-		v.Set(s)
-	default:
-		panic("fill: a field of kind " + v.Kind().String() + " needs a case here and in the wire form")
+func encodeSpec(s Spec) []byte {
+	data, err := s.MarshalBinary()
+	if err != nil {
+		panic(err)
 	}
+	return data
+}
+
+func decodeSpec(data []byte) (Spec, error) {
+	var s Spec
+	err := s.UnmarshalBinary(data)
+	return s, err
 }
 
 func TestSpecRoundTrip(t *testing.T) {
-	var full Spec
-	n := 0
-	fill(reflect.ValueOf(&full).Elem(), &n)
-	for _, spec := range []Spec{{}, full} {
-		data, err := spec.MarshalBinary()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got Spec
-		if err := got.UnmarshalBinary(data); err != nil {
-			t.Fatal(err)
-		}
-		if !reflect.DeepEqual(got, spec) {
-			t.Errorf("round trip:\n got %+v\nwant %+v", got, spec)
-		}
-		// Every prefix is refused, never half read.
-		for i := range data {
-			if err := new(Spec).UnmarshalBinary(data[:i]); err == nil {
-				t.Fatalf("a spec cut to %d of %d bytes was accepted", i, len(data))
-			}
-		}
-		if err := new(Spec).UnmarshalBinary(append(data, 0)); err == nil {
-			t.Error("a spec with a byte after its end was accepted")
-		}
-	}
+	wiretest.Check(t, encodeSpec, decodeSpec)
 	if err := new(Spec).UnmarshalBinary([]byte{specVersion + 1}); err == nil || !strings.Contains(err.Error(), "version") {
 		t.Errorf("another version: %v", err)
 	}
@@ -97,27 +59,12 @@ func TestMessages(t *testing.T) {
 }
 
 // FuzzSpecUnmarshal: any input is decoded or refused without a panic, and
-// what is decoded encodes back to the same bytes.
+// what is decoded survives a round trip.
 func FuzzSpecUnmarshal(f *testing.F) {
-	var full Spec
-	n := 0
-	fill(reflect.ValueOf(&full).Elem(), &n)
-	for _, s := range []Spec{{}, full} {
-		data, _ := s.MarshalBinary()
-		f.Add(data)
+	for _, s := range []Spec{{}, wiretest.Empty[Spec](), wiretest.Full[Spec]()} {
+		f.Add(encodeSpec(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var s Spec
-		if s.UnmarshalBinary(data) != nil {
-			return
-		}
-		again, err := s.MarshalBinary()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var s2 Spec
-		if err := s2.UnmarshalBinary(again); err != nil || !reflect.DeepEqual(s, s2) {
-			t.Fatalf("decoded %+v, which does not survive a round trip: %v", s, err)
-		}
+		wiretest.Stable(t, data, encodeSpec, decodeSpec)
 	})
 }
