@@ -120,6 +120,8 @@ func Start(l Launch, stdio IO) (_ *Sandbox, err error) {
 			return nil, err
 		}
 	}
+	// Registered while pid 1 starts: see catchSignals.
+	sb.catchSignals()
 	prog := initExecutable()
 	p, err := sb.startInit(prog, l, stdio, specR, syncW, helperMaps)
 	if err != nil && prog != selfExe {
@@ -131,7 +133,6 @@ func Start(l Launch, stdio IO) (_ *Sandbox, err error) {
 		return nil, startError(err)
 	}
 	sb.init = p
-	sb.catchSignals()
 	if sb.term != nil {
 		sb.term.childSock.Close()
 	}
