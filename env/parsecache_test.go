@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/devboxhq/devbox/internal/parsecache"
 	"github.com/devboxhq/devbox/internal/wire"
 	"github.com/devboxhq/devbox/internal/wire/wiretest"
 	"golang.org/x/sys/unix"
@@ -24,7 +25,7 @@ func writeOld(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 	// ctime cannot be set: wait the racy window out instead.
-	time.Sleep(racyWindow + 50*time.Millisecond)
+	time.Sleep(parsecache.RacyWindow + 50*time.Millisecond)
 }
 
 func TestLoadCached(t *testing.T) {
@@ -62,18 +63,18 @@ func TestLoadCached(t *testing.T) {
 	}
 
 	// The cache is what a warm run reads: a record for this very file wins.
-	configs := codec[*Config]{encodeConfig, decodeConfig}
 	b, _ := os.ReadFile(cache)
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
 		t.Fatal(err)
 	}
-	c, ok := readRecord(b, stampOf(&st), exeStamp(), configs)
+	stamp := parsecache.StampOf(&st)
+	c, ok := parsecache.ReadRecord(b, stamp, parsecache.Exe(), configCodec)
 	if !ok {
 		t.Fatal("the cache holds no record for this file and executable")
 	}
 	c.Image.Ref = "from-the-cache"
-	os.WriteFile(cache, record(stampOf(&st), exeStamp(), c, configs), 0o600)
+	os.WriteFile(cache, parsecache.Record(stamp, parsecache.Exe(), c, configCodec), 0o600)
 	if c, err := LoadCached(dirs, path); err != nil || c.Image.Ref != "from-the-cache" {
 		t.Fatalf("LoadCached did not read its cache: %v, %v", c, err)
 	}
@@ -155,20 +156,20 @@ func TestLockWire(t *testing.T) {
 	wiretest.Check(t, encodeWith(encodeLock), decodeWith(decodeLock))
 }
 
-// FuzzParseCacheRecord: a parse cache record, whatever its bytes, is read
-// or refused without a panic, and what is read survives a round trip.
+// FuzzParseCacheRecord: a parse cache record of a Config, whatever its
+// bytes, is read or refused without a panic, and what is read survives a
+// round trip.
 func FuzzParseCacheRecord(f *testing.F) {
-	configs := codec[*Config]{encodeConfig, decodeConfig}
-	stamp := fileStamp{Dev: 1, Ino: 2, Size: 3, Mtime: 4, Ctime: 5}
+	stamp := parsecache.Stamp{Dev: 1, Ino: 2, Size: 3, Mtime: 4, Ctime: 5}
 	for _, c := range []Config{{}, wiretest.Empty[Config](), wiretest.Full[Config]()} {
-		f.Add(record(stamp, stamp, &c, configs))
+		f.Add(parsecache.Record(stamp, stamp, &c, configCodec))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, ok := readRecord(data, stamp, stamp, configs)
+		c, ok := parsecache.ReadRecord(data, stamp, stamp, configCodec)
 		if !ok {
 			return
 		}
-		again, ok := readRecord(record(stamp, stamp, c, configs), stamp, stamp, configs)
+		again, ok := parsecache.ReadRecord(parsecache.Record(stamp, stamp, c, configCodec), stamp, stamp, configCodec)
 		if !ok || !reflect.DeepEqual(again, c) {
 			t.Fatalf("read %+v, which does not survive a round trip", c)
 		}

@@ -107,11 +107,12 @@ func (s *Store) RemoveImage(d v1.Hash) error {
 			}
 		}
 	}
-	err = os.Remove(filepath.Join(s.imagesDir(), d.Hex+".json"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
+	for _, path := range []string{s.recordPath(d), s.recordPath(d) + recordCacheSuffix} {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
 	}
-	return err
+	return nil
 }
 
 // RemoveLayer deletes a layer directory: first renamed out of the way, so

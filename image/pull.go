@@ -507,7 +507,7 @@ func (s *Store) record(img *Image, ref string) error {
 	if err != nil {
 		return err
 	}
-	if err := fsutil.WriteAtomic(filepath.Join(s.imagesDir(), img.Digest.Hex+".json"), b, 0o600); err != nil {
+	if err := fsutil.WriteAtomic(s.recordPath(img.Digest), b, 0o600); err != nil {
 		return err
 	}
 	return fsutil.WriteAtomic(filepath.Join(s.refsDir(), refFileName(ref)), []byte(img.Digest.String()+"\n"), 0o600)

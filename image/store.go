@@ -1,7 +1,6 @@
 package image
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -9,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/devboxhq/devbox/internal/parsecache"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
@@ -20,6 +20,7 @@ import (
 //
 //	layers/sha256/<diffID hex>/   one unpacked layer, in overlayfs format
 //	images/sha256/<hex>.json      an image record (manifest digest → config, layers)
+//	images/sha256/<hex>.json.parsed  the record as devbox last decoded it (a cache)
 //	refs/<escaped reference>      the manifest digest a reference last resolved to
 //	locks/<hex>.lock              flock(2) files that serialize work on one layer
 //	locks/rootfs-<hex>.lock       the same for a rootfs: file (by its digest),
@@ -141,18 +142,15 @@ func (s *Store) Lookup(ref string) (*Image, error) {
 }
 
 func (s *Store) readImage(h v1.Hash) (*Image, error) {
-	b, err := os.ReadFile(filepath.Join(s.imagesDir(), h.Hex+".json"))
+	path := s.recordPath(h)
+	img, err := parsecache.Parse(path, path+recordCacheSuffix, parseRecord, imageCodec)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNotPresent
 	}
 	if err != nil {
-		return nil, err
-	}
-	var img Image
-	if err := json.Unmarshal(b, &img); err != nil {
 		return nil, fmt.Errorf("image record %s: %w", h, err)
 	}
-	return &img, nil
+	return img, nil
 }
 
 // refFileName escapes a reference into one file name.

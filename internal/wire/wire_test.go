@@ -55,10 +55,10 @@ func TestMapOrder(t *testing.T) {
 func TestRefused(t *testing.T) {
 	huge := &Encoder{}
 	huge.Uint(1 << 40) // a length no input holds
-	for name, read := range map[string]func(d *Decoder){
-		"string":  func(d *Decoder) { d.String() },
-		"strings": func(d *Decoder) { d.Strings() },
-		"map":     func(d *Decoder) { d.Map() },
+	for name, read := range map[string]func(d *Decoder) any{
+		"string":  func(d *Decoder) any { return d.String() },
+		"strings": func(d *Decoder) any { return d.Strings() },
+		"map":     func(d *Decoder) any { return d.Map() },
 	} {
 		d := &Decoder{B: huge.B}
 		read(d)
