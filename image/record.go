@@ -3,7 +3,6 @@ package image
 import (
 	"encoding/json"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/devboxhq/devbox/internal/parsecache"
@@ -43,30 +42,6 @@ func decodeHash(d *wire.Decoder) v1.Hash {
 	return v1.Hash{Algorithm: d.String(), Hex: d.String()}
 }
 
-func encodeSet(e *wire.Encoder, set map[string]struct{}) {
-	e.Len(len(set), set == nil)
-	keys := make([]string, 0, len(set))
-	for k := range set {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		e.String(k)
-	}
-}
-
-func decodeSet(d *wire.Decoder) map[string]struct{} {
-	n, isNil := d.Len(1)
-	if isNil {
-		return nil
-	}
-	set := make(map[string]struct{}, n)
-	for range n {
-		set[d.String()] = struct{}{}
-	}
-	return set
-}
-
 func encodeImage(e *wire.Encoder, img *Image) {
 	e.String(img.Ref)
 	encodeHash(e, img.Digest)
@@ -95,9 +70,9 @@ func encodeImage(e *wire.Encoder, img *Image) {
 	e.Bool(c.StdinOnce)
 	e.Bool(c.Tty)
 	e.String(c.User)
-	encodeSet(e, c.Volumes)
+	e.Set(c.Volumes)
 	e.String(c.WorkingDir)
-	encodeSet(e, c.ExposedPorts)
+	e.Set(c.ExposedPorts)
 	e.Bool(c.ArgsEscaped)
 	e.Bool(c.NetworkDisabled)
 	e.String(c.MacAddress)
@@ -138,9 +113,9 @@ func decodeImage(d *wire.Decoder) *Image {
 	c.StdinOnce = d.Bool()
 	c.Tty = d.Bool()
 	c.User = d.String()
-	c.Volumes = decodeSet(d)
+	c.Volumes = d.Set()
 	c.WorkingDir = d.String()
-	c.ExposedPorts = decodeSet(d)
+	c.ExposedPorts = d.Set()
 	c.ArgsEscaped = d.Bool()
 	c.NetworkDisabled = d.Bool()
 	c.MacAddress = d.String()

@@ -10,8 +10,8 @@
 //
 // Every value is written in field order: an unsigned integer as a uvarint,
 // a signed one zig-zag encoded in a uvarint, a bool as one byte, a string
-// as its length and bytes, a list or map as its length plus one (0 is nil)
-// and its items, a map's in key order.
+// as its length and bytes, a list, map or set as its length plus one (0 is
+// nil) and its items, a map's and a set's in key order.
 package wire
 
 import (
@@ -62,15 +62,27 @@ func (e *Encoder) Strings(ss []string) {
 
 func (e *Encoder) Map(m map[string]string) {
 	e.Len(len(m), m == nil)
+	for _, k := range sortedKeys(m) {
+		e.String(k)
+		e.String(m[k])
+	}
+}
+
+// Set writes a set of strings (a map to struct{}) as a list of its keys.
+func (e *Encoder) Set(set map[string]struct{}) {
+	e.Len(len(set), set == nil)
+	for _, k := range sortedKeys(set) {
+		e.String(k)
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	for _, k := range keys {
-		e.String(k)
-		e.String(m[k])
-	}
+	return keys
 }
 
 // Decoder reads what Encoder wrote. The first error sticks: every later
@@ -164,6 +176,18 @@ func (d *Decoder) Map() map[string]string {
 		m[k] = d.String()
 	}
 	return m
+}
+
+func (d *Decoder) Set() map[string]struct{} {
+	n, isNil := d.Len(1)
+	if isNil {
+		return nil
+	}
+	set := make(map[string]struct{}, n)
+	for range n {
+		set[d.String()] = struct{}{}
+	}
+	return set
 }
 
 // Done is the decoder's error, or an error if input is left over.

@@ -20,11 +20,14 @@ func TestRoundTrip(t *testing.T) {
 	e.Map(nil)
 	e.Map(map[string]string{})
 	e.Map(map[string]string{"b": "2", "a": ""})
+	e.Set(nil)
+	e.Set(map[string]struct{}{"80/tcp": {}, "443/tcp": {}})
 
 	d := &Decoder{B: e.B}
-	got := []any{d.Uint(), d.Int(), d.Int(), d.Bool(), d.String(), d.Strings(), d.Strings(), d.Strings(), d.Map(), d.Map(), d.Map()}
+	got := []any{d.Uint(), d.Int(), d.Int(), d.Bool(), d.String(), d.Strings(), d.Strings(), d.Strings(), d.Map(), d.Map(), d.Map(), d.Set(), d.Set()}
 	want := []any{uint64(math.MaxUint64), int64(math.MinInt64), int64(-1), true, "a\x00é", []string(nil), []string{}, []string{"", "x"},
-		map[string]string(nil), map[string]string{}, map[string]string{"a": "", "b": "2"}}
+		map[string]string(nil), map[string]string{}, map[string]string{"a": "", "b": "2"},
+		map[string]struct{}(nil), map[string]struct{}{"443/tcp": {}, "80/tcp": {}}}
 	if err := d.Done(); err != nil {
 		t.Fatal(err)
 	}
@@ -59,6 +62,7 @@ func TestRefused(t *testing.T) {
 		"string":  func(d *Decoder) any { return d.String() },
 		"strings": func(d *Decoder) any { return d.Strings() },
 		"map":     func(d *Decoder) any { return d.Map() },
+		"set":     func(d *Decoder) any { return d.Set() },
 	} {
 		d := &Decoder{B: huge.B}
 		read(d)
