@@ -1,6 +1,7 @@
 package env
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/devboxhq/devbox/image"
+	"github.com/devboxhq/devbox/internal/fsutil"
 	"github.com/devboxhq/devbox/mounts"
 	"github.com/devboxhq/devbox/rootless"
 	"github.com/devboxhq/devbox/rootless/network"
@@ -60,6 +62,9 @@ type Invocation struct {
 	// Terminal and TerminalOutput: see rootless.Process.
 	Terminal, TerminalOutput bool
 	Rows, Cols               uint16
+	// Log reports what the user should know about the sandbox, one line
+	// each; nil says nothing.
+	Log func(msg string)
 
 	agentSocket string // set by SandboxSpec
 }
@@ -102,7 +107,7 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, c
 	if err != nil {
 		return nil, nil, err
 	}
-	view, cleanup, err := rootView(e, inv.Ephemeral)
+	view, cleanup, err := rootView(e, inv.Ephemeral, inv.Log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -148,10 +153,29 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, c
 // under the project's writable layer, or with ephemeral under a throwaway
 // one; where the root filesystem is a flattened copy, the project's copy
 // (made again when the layers change) or a throwaway copy.
-func rootView(e *Environment, ephemeral bool) (mounts.View, func(), error) {
+//
+// One overlay at a time may use the project's writable layer: the kernel
+// leaves two overlays on one upper directory undefined, and in practice
+// the second one's mount resets the work directory under the first, whose
+// next copy-up fails (EPERM, ENOENT). The sandbox holds upper.lock until
+// cleanup; a sandbox started beside it gets a throwaway layer, and log
+// says so.
+func rootView(e *Environment, ephemeral bool, log func(string)) (mounts.View, func(), error) {
 	view := mounts.View{Layers: e.Layers, RootFS: e.RootFS, FuseHelper: e.FuseHelper,
 		Upper: e.Project.UpperDir(), Work: e.Project.WorkDir()}
-	nothing := func() {}
+	if !ephemeral && e.RootFS != mounts.RootFSCopy {
+		release, err := fsutil.TryLock(filepath.Join(e.Project.StateDir, "upper.lock"))
+		switch {
+		case err == nil:
+			return view, release, nil
+		case !errors.Is(err, fsutil.ErrLocked):
+			return view, nil, err
+		}
+		ephemeral = true
+		if log != nil {
+			log("another sandbox of this project is running and uses its writable layer: this one gets a throwaway one, and what it changes outside the work tree and home is gone when it ends")
+		}
+	}
 	if ephemeral {
 		tmp, err := os.MkdirTemp(e.Project.StateDir, ".tmp-ephemeral-")
 		if err != nil {
@@ -173,12 +197,9 @@ func rootView(e *Environment, ephemeral bool) (mounts.View, func(), error) {
 		}
 		return view, cleanup, nil
 	}
-	if e.RootFS != mounts.RootFSCopy {
-		return view, nothing, nil
-	}
 	flat, err := e.Project.flatCopy(e.Layers)
 	view.Flat = flat
-	return view, nothing, err
+	return view, func() {}, err
 }
 
 // networkMode maps [network] mode to the sandbox's.

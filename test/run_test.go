@@ -557,3 +557,60 @@ func TestShellPTY(t *testing.T) {
 		t.Errorf("devbox shell exited %d, want 3; output:\n%s", code, out)
 	}
 }
+
+// Two sandboxes of one project at once: the second gets a throwaway
+// writable layer and says so, and neither breaks the other's writes
+// outside the work tree. Before, the second overlay's mount reset the work
+// directory under the first, whose next copy-up failed.
+func TestRunConcurrentSandboxes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, imageRef(suite.registry, "busybox"))
+	e.mustRun(t, "run", "--", "true")
+
+	// The first sandbox copies /usr/sbin up only once the second has run.
+	first := exec.Command(suite.bin, "run", "--", "sh", "-c",
+		"touch started; while [ ! -e second-done ]; do sleep 0.05; done; mkdir /usr/sbin/from-first && echo first-wrote")
+	first.Dir, first.Env = e.Project, e.environ()
+	var firstOut, firstErr bytes.Buffer
+	first.Stdout, first.Stderr = &firstOut, &firstErr
+	first.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- first.Wait() }()
+	t.Cleanup(func() { syscall.Kill(-first.Process.Pid, syscall.SIGKILL) })
+	for deadline := time.Now().Add(runTimeout); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(filepath.Join(e.Project, "started")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the first sandbox did not start; stderr: %s", firstErr.String())
+		}
+	}
+
+	second := e.mustRun(t, "run", "--", "sh", "-c", "mkdir /usr/bin/from-second && echo second-wrote; touch second-done")
+	if !strings.Contains(second.Stdout, "second-wrote") || !strings.Contains(second.Stderr, "gets a throwaway one") {
+		t.Errorf("the second sandbox, beside the first, wants a throwaway writable layer and a notice; %s", second)
+	}
+	select {
+	case err := <-done:
+		if err != nil || !strings.Contains(firstOut.String(), "first-wrote") {
+			t.Fatalf("the first sandbox could not write after the second started (%v):\n%s%s", err, firstOut.String(), firstErr.String())
+		}
+	case <-time.After(runTimeout):
+		t.Fatal("the first sandbox did not end")
+	}
+	if strings.Contains(firstErr.String(), "throwaway") {
+		t.Errorf("the first sandbox reported a throwaway layer: %s", firstErr.String())
+	}
+
+	// The project's layer kept the first sandbox's change only.
+	third := e.mustRun(t, "run", "--", "sh", "-c", "ls /usr/sbin /usr/bin")
+	if !strings.Contains(third.Stdout, "from-first") || strings.Contains(third.Stdout, "from-second") {
+		t.Errorf("want from-first kept and from-second gone; %s", third)
+	}
+	if strings.Contains(third.Stderr, "throwaway") {
+		t.Errorf("a sandbox alone got a throwaway layer; %s", third)
+	}
+}

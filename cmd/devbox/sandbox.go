@@ -172,7 +172,8 @@ func runInSandbox(ctx context.Context, f *Factory, req sandboxRequest) error {
 	if err != nil {
 		return err
 	}
-	inv := env.Invocation{Args: args, Cwd: wd, Root: req.Root, Ephemeral: req.Ephemeral}
+	inv := env.Invocation{Args: args, Cwd: wd, Root: req.Root, Ephemeral: req.Ephemeral,
+		Log: func(msg string) { f.IO.Logger().Info(msg) }}
 	if terminal {
 		inv.Terminal = true
 		inv.TerminalOutput = IsTerminal(f.IO.OutFile)

@@ -25,7 +25,12 @@ func NewCmdShell(f *Factory, runF func(*ShellOptions) error) *cobra.Command {
 the sandbox's own: [shell] program, or bash where the image has it and sh
 otherwise, after running [shell] init. The first time, the image is pulled and
 the tools are installed; later shells open at once. Exit the shell to leave;
-devbox exits with the shell's status.`,
+devbox exits with the shell's status.
+
+What you change outside the work tree and home (a package installed with
+--root, say) stays in the project's writable layer until 'devbox reset'. One
+sandbox of a project uses that layer at a time: a second shell or run beside
+it gets a throwaway layer, and says so.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
