@@ -391,6 +391,33 @@ func TestRunNetworkIsolated(t *testing.T) {
 	}
 }
 
+// A forwarded port that something on the host already listens on is an
+// error that says so, not slirp4netns's "slirp_add_hostfwd failed".
+func TestRunNetworkIsolatedPortInUse(t *testing.T) {
+	requireNetworkTests(t)
+	layer := busyboxLayer(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	port := taken.Addr().(*net.TCPAddr).Port
+	spec := sandbox(t, []string{layer}, "true")
+	spec.Network = NetworkIsolated
+	driver, err := slirp4netns.NewParentDriver(slirp4netns.Opt{StateDir: t.TempDir(),
+		Ports: []network.Port{{Proto: "tcp", HostIP: "127.0.0.1", HostPort: port, ChildPort: 80}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	null, _ := os.Open(os.DevNull)
+	defer null.Close()
+	_, err = Run(context.Background(), spec, IO{In: null, Out: null, Err: null}, driver)
+	want := fmt.Sprintf("forward tcp 127.0.0.1:%d to port 80: the host port is in use", port)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Run = %v, want an error containing %q", err, want)
+	}
+}
+
 // TestHostileImageSymlinks: an image whose /etc, /tmp, /dev, /proc or
 // /sys is a symlink to a host path must never make devbox mount over or
 // create files in that host path. Resolved inside the root, such a link

@@ -119,10 +119,37 @@ func (d *parentDriver) ConfigureNetwork(pid int) (func() error, error) {
 	}
 	for _, p := range d.opt.Ports {
 		if err := addHostFwd(sock, p); err != nil {
-			return fail(fmt.Errorf("forward %s:%d to port %d: %w", p.HostIP, p.HostPort, p.ChildPort, err))
+			err = fmt.Errorf("forward %s:%d to port %d: %w", p.HostIP, p.HostPort, p.ChildPort, err)
+			if inUse(p) {
+				// slirp4netns says only "slirp_add_hostfwd failed".
+				cmd.Process.Kill()
+				cleanup()
+				return nil, fmt.Errorf("forward %s %s:%d to port %d: the host port is in use (another sandbox or program listens there): choose another host port in [network] ports",
+					p.Proto, p.HostIP, p.HostPort, p.ChildPort)
+			}
+			return fail(err)
 		}
 	}
 	return cleanup, nil
+}
+
+// inUse reports whether p's host address is taken: devbox cannot bind it
+// either.
+func inUse(p network.Port) bool {
+	addr := net.JoinHostPort(p.HostIP, strconv.Itoa(p.HostPort))
+	var err error
+	if p.Proto == "udp" {
+		var c net.PacketConn
+		if c, err = net.ListenPacket("udp", addr); err == nil {
+			c.Close()
+		}
+	} else {
+		var l net.Listener
+		if l, err = net.Listen("tcp", addr); err == nil {
+			l.Close()
+		}
+	}
+	return errors.Is(err, syscall.EADDRINUSE)
 }
 
 // waitReady waits for slirp4netns to write to its ready fd.
