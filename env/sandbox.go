@@ -107,7 +107,7 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, c
 	if err != nil {
 		return nil, nil, err
 	}
-	view, cleanup, err := rootView(e, inv.Ephemeral, inv.Log)
+	view, cleanup, err := rootView(e, inv)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -158,11 +158,13 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, c
 // leaves two overlays on one upper directory undefined, and in practice
 // the second one's mount resets the work directory under the first, whose
 // next copy-up fails (EPERM, ENOENT). The sandbox holds upper.lock until
-// cleanup; a sandbox started beside it gets a throwaway layer, and log
-// says so.
-func rootView(e *Environment, ephemeral bool, log func(string)) (mounts.View, func(), error) {
+// cleanup; a sandbox started beside it gets a throwaway layer, and
+// inv.Log says so. A root one is refused instead: root inside is how a
+// user installs into the project's layer, and would lose the install.
+func rootView(e *Environment, inv Invocation) (mounts.View, func(), error) {
 	view := mounts.View{Layers: e.Layers, RootFS: e.RootFS, FuseHelper: e.FuseHelper,
 		Upper: e.Project.UpperDir(), Work: e.Project.WorkDir()}
+	ephemeral := inv.Ephemeral
 	if !ephemeral && e.RootFS != mounts.RootFSCopy {
 		release, err := fsutil.TryLock(filepath.Join(e.Project.StateDir, "upper.lock"))
 		switch {
@@ -171,9 +173,12 @@ func rootView(e *Environment, ephemeral bool, log func(string)) (mounts.View, fu
 		case !errors.Is(err, fsutil.ErrLocked):
 			return view, nil, err
 		}
+		if inv.Root {
+			return view, nil, errors.New("another sandbox of this project is running and uses its writable layer, which takes the changes of one sandbox at a time: end it first so that what runs as root here persists, or add --ephemeral")
+		}
 		ephemeral = true
-		if log != nil {
-			log("another sandbox of this project is running and uses its writable layer: this one gets a throwaway one, and what it changes outside the work tree and home is gone when it ends")
+		if inv.Log != nil {
+			inv.Log("another sandbox of this project is running and uses its writable layer: this one gets a throwaway one, and what it changes outside the work tree and home is gone when it ends")
 		}
 	}
 	if ephemeral {

@@ -559,8 +559,8 @@ func TestShellPTY(t *testing.T) {
 }
 
 // Two sandboxes of one project at once: the second gets a throwaway
-// writable layer and says so, and neither breaks the other's writes
-// outside the work tree. Before, the second overlay's mount reset the work
+// writable layer and says so (a root one is refused), and neither breaks
+// the other's writes outside the work tree. Before, the second overlay's mount reset the work
 // directory under the first, whose next copy-up failed.
 func TestRunConcurrentSandboxes(t *testing.T) {
 	t.Parallel()
@@ -589,6 +589,12 @@ func TestRunConcurrentSandboxes(t *testing.T) {
 		}
 	}
 
+	// Root inside is how a user installs into the project's layer: beside
+	// another sandbox it is refused rather than thrown away.
+	root := e.run(t, "run", "--root", "--", "mkdir", "/usr/bin/from-root")
+	if root.Code != 1 || !strings.Contains(root.Stderr, "end it first so that what runs as root here persists, or add --ephemeral") {
+		t.Errorf("devbox run --root beside another sandbox: want exit 1 and the fix; %s", root)
+	}
 	second := e.mustRun(t, "run", "--", "sh", "-c", "mkdir /usr/bin/from-second && echo second-wrote; touch second-done")
 	if !strings.Contains(second.Stdout, "second-wrote") || !strings.Contains(second.Stderr, "gets a throwaway one") {
 		t.Errorf("the second sandbox, beside the first, wants a throwaway writable layer and a notice; %s", second)
@@ -607,8 +613,8 @@ func TestRunConcurrentSandboxes(t *testing.T) {
 
 	// The project's layer kept the first sandbox's change only.
 	third := e.mustRun(t, "run", "--", "sh", "-c", "ls /usr/sbin /usr/bin")
-	if !strings.Contains(third.Stdout, "from-first") || strings.Contains(third.Stdout, "from-second") {
-		t.Errorf("want from-first kept and from-second gone; %s", third)
+	if !strings.Contains(third.Stdout, "from-first") || strings.Contains(third.Stdout, "from-second") || strings.Contains(third.Stdout, "from-root") {
+		t.Errorf("want from-first kept, from-second and from-root gone; %s", third)
 	}
 	if strings.Contains(third.Stderr, "throwaway") {
 		t.Errorf("a sandbox alone got a throwaway layer; %s", third)

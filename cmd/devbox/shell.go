@@ -30,7 +30,7 @@ devbox exits with the shell's status.
 What you change outside the work tree and home (a package installed with
 --root, say) stays in the project's writable layer until 'devbox reset'. One
 sandbox of a project uses that layer at a time: a second shell or run beside
-it gets a throwaway layer, and says so.`,
+it gets a throwaway layer, and says so (with --root it is refused).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
