@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/devboxhq/devbox/image"
 	"github.com/devboxhq/devbox/internal/fsutil"
@@ -248,6 +249,11 @@ func gcRoots(dirs Dirs, store *image.Store, opts GCOptions, r *GCReport) (images
 			}
 			continue
 		}
+		if !running {
+			if err := gcThrowaway(p, opts, r); err != nil {
+				return nil, nil, nil, err
+			}
+		}
 		if b, err := os.ReadFile(p.envRecordPath()); err == nil {
 			var rec envRecord
 			if json.Unmarshal(b, &rec) == nil {
@@ -264,6 +270,30 @@ func gcRoots(dirs Dirs, store *image.Store, opts GCOptions, r *GCReport) (images
 		}
 	}
 	return images, steps, layerDirs, nil
+}
+
+// throwawayGrace is how old a throwaway writable layer must be for GC to
+// take it for a leftover: one younger may belong to a sandbox that is
+// starting and has not recorded itself as running yet.
+const throwawayGrace = 10 * time.Minute
+
+// gcThrowaway removes the throwaway writable layers that sandboxes of p
+// left when they were killed; none of p's sandboxes runs.
+func gcThrowaway(p *Project, opts GCOptions, r *GCReport) error {
+	dirs, _ := filepath.Glob(filepath.Join(p.StateDir, throwawayPrefix+"*"))
+	for _, d := range dirs {
+		if fi, err := os.Lstat(d); err != nil || time.Since(fi.ModTime()) < throwawayGrace {
+			continue
+		}
+		r.Temporaries++
+		r.Freed += fsutil.TreeSize(d)
+		if !opts.DryRun {
+			if err := removeTree(d); err != nil {
+				return fmt.Errorf("remove a throwaway writable layer of %s: %w", p.Dir, err)
+			}
+		}
+	}
+	return nil
 }
 
 // gcRunning adds the layers of p's running sandboxes to layerDirs and

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/devboxhq/devbox/image"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -169,6 +170,39 @@ func TestGC(t *testing.T) {
 		}
 		if _, err := os.Stat(e.Layers[1]); !os.IsNotExist(err) {
 			t.Errorf("after the sandbox ended, a's own layer is still there")
+		}
+	})
+	t.Run("throwaway layers of killed sandboxes go, unless one may still be in use", func(t *testing.T) {
+		f := newGCFixture(t)
+		e := f.project(t, "a", f.refA)
+		old, recent := filepath.Join(e.Project.StateDir, throwawayPrefix+"old"), filepath.Join(e.Project.StateDir, throwawayPrefix+"recent")
+		for _, d := range []string{old, recent} {
+			if err := os.MkdirAll(filepath.Join(d, "upper", "usr"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(filepath.Join(d, "upper", "usr", "f"), []byte("installed"), 0o644)
+		}
+		long := time.Now().Add(-2 * throwawayGrace)
+		os.Chtimes(old, long, long)
+
+		// While a sandbox of the project runs, its own may be either.
+		release, err := e.Running()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err := GC(f.dirs, f.store, GCOptions{}); err != nil || r.Temporaries != 0 {
+			t.Fatalf("gc while a sandbox runs = %+v, %v; want no throwaway layer removed", r, err)
+		}
+		release()
+		r, err := GC(f.dirs, f.store, GCOptions{})
+		if err != nil || r.Temporaries != 1 || r.Freed < int64(len("installed")) {
+			t.Fatalf("gc = %+v, %v; want the old throwaway layer removed and counted", r, err)
+		}
+		if _, err := os.Stat(old); !os.IsNotExist(err) {
+			t.Errorf("the old throwaway layer is still there")
+		}
+		if _, err := os.Stat(recent); err != nil {
+			t.Errorf("a recent throwaway layer, maybe of a sandbox that is starting, was removed: %v", err)
 		}
 	})
 	t.Run("leftovers of interrupted work go", func(t *testing.T) {

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/devboxhq/devbox/image"
 	"github.com/devboxhq/devbox/internal/fsutil"
 	"github.com/devboxhq/devbox/mounts"
 	"github.com/devboxhq/devbox/rootless"
@@ -149,6 +148,10 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, c
 	}, cleanup, nil
 }
 
+// throwawayPrefix names the throwaway writable layers in a project's state
+// directory; GC removes those that killed sandboxes left.
+const throwawayPrefix = ".tmp-ephemeral-"
+
 // rootView is the root filesystem part of a sandbox's view: the layers
 // under the project's writable layer, or with ephemeral under a throwaway
 // one; where the root filesystem is a flattened copy, the project's copy
@@ -182,11 +185,11 @@ func rootView(e *Environment, inv Invocation) (mounts.View, func(), error) {
 		}
 	}
 	if ephemeral {
-		tmp, err := os.MkdirTemp(e.Project.StateDir, ".tmp-ephemeral-")
+		tmp, err := os.MkdirTemp(e.Project.StateDir, throwawayPrefix)
 		if err != nil {
 			return view, nil, err
 		}
-		cleanup := func() { image.RemoveAll(tmp) }
+		cleanup := func() { removeTree(tmp) }
 		view.Upper, view.Work, view.Flat = filepath.Join(tmp, "upper"), filepath.Join(tmp, "work"), filepath.Join(tmp, "flat")
 		for _, d := range []string{view.Upper, view.Work, view.Flat} {
 			if err := os.Mkdir(d, 0o755); err != nil {
