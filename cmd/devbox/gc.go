@@ -28,8 +28,8 @@ Images that a tag names (pulled with 'devbox pull') are kept unless --all.
 Layers are removed once no remaining image has them, and the state of projects
 whose directory or devbox.toml is gone is removed too, and so are leftovers of
 interrupted work: what killed pulls and builds left behind, and the throwaway
-writable layers of sandboxes that were killed. Pulls wait while gc runs; a running sandbox never
-loses a layer.`,
+writable layers of sandboxes that were killed. Pulls wait while gc runs; a
+running sandbox never loses a layer.`,
 		Example: `  devbox gc --dry-run    # what would go
   devbox gc --all        # also images used by no project`,
 		Args: cobra.NoArgs,
