@@ -44,7 +44,9 @@ func (e *MountError) Unwrap() error { return e.Err }
 // symlink to "/" or to a host path makes devbox mount inside the image,
 // never over host files. Mounts are then made on the /proc/self/fd path of
 // the resolved handle, so nothing can swap the path between the check and
-// the mount.
+// the mount. The handles are plain descriptors rather than *os.File: pid 1
+// makes about forty of them on the way to the command, and an *os.File
+// costs a fcntl and a finalizer each.
 func Apply(root string, plan []Mount) error {
 	if len(plan) == 0 || plan[0].Target != "/" {
 		return errors.New("mounts: a plan must start with the root filesystem")
@@ -77,20 +79,21 @@ func apply(root *os.File, m Mount) error {
 	}
 	isDir := true
 	if m.Type == Bind {
-		fi, err := os.Stat(m.Source)
+		var st unix.Stat_t
+		err := unix.Stat(m.Source, &st)
 		if errors.Is(err, os.ErrNotExist) && m.Optional {
 			return nil
 		}
 		if err != nil {
-			return fail("mount", err)
+			return fail("mount", &os.PathError{Op: "stat", Path: m.Source, Err: err})
 		}
-		isDir = fi.IsDir()
+		isDir = st.Mode&unix.S_IFMT == unix.S_IFDIR
 	}
 	target, err := resolveTarget(root, m.Target, isDir)
 	if err != nil {
 		return fail("resolve", err)
 	}
-	defer target.Close()
+	defer unix.Close(target)
 	fdPath := procFdPath(target)
 	var src, fstype, data string
 	var flags uintptr
@@ -122,49 +125,51 @@ func apply(root *os.File, m Mount) error {
 	return nil
 }
 
-// resolveTarget returns an O_PATH handle on target inside root, creating it
-// (a directory, or an empty file when isDir is false) when it is missing.
+// resolveTarget returns a handle on target inside root, creating it (a
+// directory, or an empty file when isDir is false) when it is missing.
 // Symlinks on the way are followed as if root were "/".
-func resolveTarget(root *os.File, target string, isDir bool) (*os.File, error) {
-	f, err := openInRoot(root, target)
+func resolveTarget(root *os.File, target string, isDir bool) (int, error) {
+	fd, err := openInRoot(root, target)
 	if !errors.Is(err, os.ErrNotExist) {
-		return f, err
+		return fd, err
 	}
 	if isDir {
 		return dirInRoot(root, target)
 	}
 	parent, err := dirInRoot(root, filepath.Dir(target))
 	if err != nil {
-		return nil, err
+		return -1, err
 	}
-	defer parent.Close()
-	fd, err := unix.Openat(int(parent.Fd()), filepath.Base(target),
+	defer unix.Close(parent)
+	// The new file's own descriptor is the handle: O_EXCL and O_NOFOLLOW
+	// made a file, not a symlink's target, in a parent resolved inside
+	// root.
+	fd, err = unix.Openat(parent, filepath.Base(target),
 		unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_RDONLY|unix.O_CLOEXEC, 0o644)
 	if err != nil {
-		return nil, &os.PathError{Op: "create", Path: target, Err: err}
+		return -1, &os.PathError{Op: "create", Path: target, Err: err}
 	}
-	unix.Close(fd)
-	return openInRoot(root, target)
+	return fd, nil
 }
 
 // dirInRoot is the directory dir inside root, created (mode 0755, with its
 // missing parents) when missing. Each directory is made by mkdirat in a
 // parent resolved inside root, which never follows a symlink in the last
 // component: an image's symlink there is then resolved inside root too.
-func dirInRoot(root *os.File, dir string) (*os.File, error) {
+func dirInRoot(root *os.File, dir string) (int, error) {
 	dir = filepath.Clean("/" + dir)
-	f, err := openInRoot(root, dir)
+	fd, err := openInRoot(root, dir)
 	if !errors.Is(err, os.ErrNotExist) {
-		return f, err
+		return fd, err
 	}
 	parent, err := dirInRoot(root, filepath.Dir(dir))
 	if err != nil {
-		return nil, err
+		return -1, err
 	}
-	err = unix.Mkdirat(int(parent.Fd()), filepath.Base(dir), 0o755)
-	parent.Close()
+	err = unix.Mkdirat(parent, filepath.Base(dir), 0o755)
+	unix.Close(parent)
 	if err != nil && !errors.Is(err, unix.EEXIST) {
-		return nil, &os.PathError{Op: "mkdir", Path: dir, Err: err}
+		return -1, &os.PathError{Op: "mkdir", Path: dir, Err: err}
 	}
 	return openInRoot(root, dir)
 }
@@ -174,7 +179,7 @@ func dirInRoot(root *os.File, dir string) (*os.File, error) {
 // links. It is pathrs-lite's lookup without the procfs readlink that only
 // names the handle, which a mount target does not need; on a kernel
 // without openat2 it is pathrs-lite's.
-func openInRoot(root *os.File, path string) (*os.File, error) {
+func openInRoot(root *os.File, path string) (int, error) {
 	how := unix.OpenHow{
 		Flags:   unix.O_PATH | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
@@ -183,15 +188,29 @@ func openInRoot(root *os.File, path string) (*os.File, error) {
 		fd, err := unix.Openat2(int(root.Fd()), path, &how)
 		switch {
 		case err == nil:
-			return os.NewFile(uintptr(fd), path), nil
+			return fd, nil
 		case errors.Is(err, unix.ENOSYS):
-			return pathrs.OpenatInRoot(root, path)
+			return openInRootCompat(root, path)
 		case (errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR)) && try < 32:
 			// EAGAIN: a rename elsewhere raced with the lookup.
 			continue
 		}
-		return nil, &os.PathError{Op: "openat2", Path: path, Err: err}
+		return -1, &os.PathError{Op: "openat2", Path: path, Err: err}
 	}
+}
+
+// openInRootCompat is openInRoot on a kernel without openat2 (before 5.6).
+func openInRootCompat(root *os.File, path string) (int, error) {
+	f, err := pathrs.OpenatInRoot(root, path)
+	if err != nil {
+		return -1, err
+	}
+	defer f.Close()
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return -1, &os.PathError{Op: "dup", Path: path, Err: err}
+	}
+	return fd, nil
 }
 
 // remountReadOnly makes the mount at target read-only. A bind mount made in
@@ -199,13 +218,13 @@ func openInRoot(root *os.File, path string) (*os.File, error) {
 // noexec, atime), and a remount that drops any of them is refused, so they
 // are read back and kept.
 func remountReadOnly(root *os.File, target string) error {
-	f, err := openInRoot(root, target)
+	fd, err := openInRoot(root, target)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer unix.Close(fd)
 	var st unix.Statfs_t
-	if err := unix.Fstatfs(int(f.Fd()), &st); err != nil {
+	if err := unix.Fstatfs(fd, &st); err != nil {
 		return err
 	}
 	flags := uintptr(unix.MS_REMOUNT | unix.MS_BIND | unix.MS_RDONLY)
@@ -217,7 +236,7 @@ func remountReadOnly(root *os.File, target string) error {
 			flags |= fl.ms
 		}
 	}
-	return unix.Mount("", procFdPath(f), "", flags, "")
+	return unix.Mount("", procFdPath(fd), "", flags, "")
 }
 
 // symlinkInRoot creates the link target → content inside root; an existing
@@ -227,8 +246,8 @@ func symlinkInRoot(root *os.File, content, target string) error {
 	if err != nil {
 		return err
 	}
-	defer parent.Close()
-	err = unix.Symlinkat(content, int(parent.Fd()), filepath.Base(target))
+	defer unix.Close(parent)
+	err = unix.Symlinkat(content, parent, filepath.Base(target))
 	if err != nil && !errors.Is(err, unix.EEXIST) {
 		return err
 	}
@@ -340,6 +359,6 @@ func commonDir(paths []string) string {
 	return dir
 }
 
-func procFdPath(f *os.File) string {
-	return "/proc/self/fd/" + strconv.Itoa(int(f.Fd()))
+func procFdPath(fd int) string {
+	return "/proc/self/fd/" + strconv.Itoa(fd)
 }
