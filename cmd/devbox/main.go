@@ -5,6 +5,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 
 	"github.com/devboxhq/devbox/internal/fullprog"
 	"github.com/devboxhq/devbox/rootless"
@@ -37,6 +38,15 @@ func main() {
 	// parsed (startEarly).
 	release := func() {}
 	if len(os.Args) > 1 && (os.Args[1] == "run" || os.Args[1] == "shell") {
+		if fullProgram != nil {
+			// The lean program's run and shell wait far more than they
+			// compute, beside pid 1 starting up on the same cores: with
+			// one P the Go runtime starts no threads to spin for work,
+			// and exits with fewer (A/B: 0.22 ms less per warm run). The
+			// full program, which a pull or an unpack needs and which
+			// runs in place of this one, keeps one P per core.
+			runtime.GOMAXPROCS(1)
+		}
 		release = startEarly(f)
 	}
 	code := Main(f)
