@@ -29,6 +29,7 @@ TOOLS = {
     "umoci": "skopeo copy + umoci unpack --rootless",
     "ch-image": "ch-image pull",
     "devbox-run": "devbox run -- true",
+    "ref-sandbox": "devbox's sandbox in C: bench/refsandbox.c (reference)",
     "ch-run": "ch-run ROOTFS -- true",
     "bwrap": "bwrap --bind ROOTFS / … /bin/true",
     "podman-run": "podman run --rm --network=none",
