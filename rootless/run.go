@@ -155,8 +155,8 @@ func (sb *Sandbox) startInit(prog string, l Launch, stdio IO, specR, syncW *os.F
 	// that has been in a system call for over 20 µs, as most mounts are,
 	// hands it to another thread, and the set-up's thread waits to get it
 	// back when the mount returns. While the other P is idle, sysmon leaves
-	// the P alone (runtime.retake). Measured: 0.45 ms less per run than
-	// with one P, and the default, one P per core, would start more
+	// the P alone (runtime.retake). Measured: up to 0.2 ms less per run
+	// than with one P, and the default, one P per core, would start more
 	// threads on a large machine for nothing.
 	stage := "1"
 	if helperMaps {
