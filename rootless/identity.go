@@ -24,14 +24,23 @@ type User struct {
 // command's uid and gid have names), and for a sandbox with its own
 // network, /etc/hosts and /etc/resolv.conf. It runs after pivot_root:
 // every path here is inside the sandbox.
+//
+// An image that has an entry for the id already (root, always) keeps its
+// own file, which root can change: useradd, and the package scripts that
+// call it (postgresql's, openssh-server's), replace /etc/passwd by a
+// rename, which a file bound over it refuses.
 func etcFiles(spec *Spec) map[string][]byte {
 	files := map[string][]byte{}
 	if u := spec.User; u.Name != "" {
 		uid, gid := spec.Process.UID, spec.Process.GID
-		files["passwd"] = mergeEntry(readFile("/etc/passwd"), u.Name, strconv.Itoa(int(uid)),
-			fmt.Sprintf("%s:x:%d:%d:%s:%s:%s", u.Name, uid, gid, u.Name, u.Home, u.Shell))
-		files["group"] = mergeEntry(readFile("/etc/group"), u.Name, strconv.Itoa(int(gid)),
-			fmt.Sprintf("%s:x:%d:", u.Name, gid))
+		if b, added := mergeEntry(readFile("/etc/passwd"), u.Name, strconv.Itoa(int(uid)),
+			fmt.Sprintf("%s:x:%d:%d:%s:%s:%s", u.Name, uid, gid, u.Name, u.Home, u.Shell)); added {
+			files["passwd"] = b
+		}
+		if b, added := mergeEntry(readFile("/etc/group"), u.Name, strconv.Itoa(int(gid)),
+			fmt.Sprintf("%s:x:%d:", u.Name, gid)); added {
+			files["group"] = b
+		}
 	}
 	if spec.Network != NetworkHost {
 		files["hosts"] = []byte("127.0.0.1\tlocalhost " + spec.hostname() + "\n::1\tlocalhost ip6-localhost ip6-loopback\n")
@@ -73,16 +82,17 @@ func writeEtcFiles(files map[string][]byte) error {
 }
 
 // mergeEntry returns the lines of a passwd or group file with entry for
-// name and id: kept as they are when an entry has that id already (the
-// image knows the user, e.g. uid 0 or a "node" user at 1000), otherwise
-// with entry added and any other entry of that name removed.
-func mergeEntry(data []byte, name, id, entry string) []byte {
+// name and id, and whether it added it: the lines are kept as they are when
+// an entry has that id already (the image knows the user, e.g. uid 0 or a
+// "node" user at 1000), otherwise entry is added and any other entry of
+// that name removed.
+func mergeEntry(data []byte, name, id, entry string) ([]byte, bool) {
 	var out bytes.Buffer
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
 		fields := strings.Split(sc.Text(), ":")
 		if len(fields) > 2 && fields[2] == id {
-			return data
+			return data, false
 		}
 		if len(fields) > 0 && fields[0] == name {
 			continue
@@ -90,7 +100,7 @@ func mergeEntry(data []byte, name, id, entry string) []byte {
 		out.WriteString(sc.Text() + "\n")
 	}
 	out.WriteString(entry + "\n")
-	return out.Bytes()
+	return out.Bytes(), true
 }
 
 func readFile(path string) []byte {

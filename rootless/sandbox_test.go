@@ -72,7 +72,7 @@ func busyboxLayer(t *testing.T) string {
 	if err := os.WriteFile(filepath.Join(dir, "bin", "busybox"), data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, applet := range []string{"sh", "ls", "cat", "echo", "sleep", "id", "touch", "test", "kill", "readlink", "true", "false", "chown", "nc", "su", "stat"} {
+	for _, applet := range []string{"sh", "ls", "cat", "echo", "sleep", "id", "touch", "test", "kill", "readlink", "true", "false", "chown", "nc", "su", "stat", "cp", "mv"} {
 		if err := os.Symlink("busybox", filepath.Join(dir, "bin", applet)); err != nil {
 			t.Fatal(err)
 		}
@@ -467,6 +467,48 @@ func TestRootEmulation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEtcPasswd: root inside has the image's own /etc/passwd, which it can
+// replace by a rename as useradd does (a package that adds a system user
+// needs that); a user the image does not know gets an entry, in a copy.
+func TestEtcPasswd(t *testing.T) {
+	layer := busyboxLayer(t)
+	if err := os.Mkdir(filepath.Join(layer, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string]string{"passwd": "root:x:0:0:root:/root:/bin/sh\n", "group": "root:x:0:\n"} {
+		if err := os.WriteFile(filepath.Join(layer, "etc", name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("root adds a user", func(t *testing.T) {
+		spec := sandbox(t, []string{layer}, "sh", "-c",
+			"cp /etc/passwd /etc/passwd+ && echo svc:x:999:999::/:/bin/false >> /etc/passwd+ && mv /etc/passwd+ /etc/passwd && cat /etc/passwd")
+		spec.User = User{Name: "root", Home: "/root", Shell: "/bin/sh"}
+		spec.Process.UID, spec.Process.GID, spec.Process.RootEmulation = 0, 0, true
+		code, out, stderr := run(t, spec)
+		if code != 0 || out != "root:x:0:0:root:/root:/bin/sh\nsvc:x:999:999::/:/bin/false\n" {
+			t.Errorf("status %d, /etc/passwd %q, stderr %q; want the image's root entry and the new one", code, out, stderr)
+		}
+	})
+	t.Run("the user", func(t *testing.T) {
+		spec := sandbox(t, []string{layer}, "sh", "-c", "cat /etc/passwd /etc/group")
+		spec.User = User{Name: "dev", Home: "/home/dev", Shell: "/bin/sh"}
+		uid, gid := spec.Process.UID, spec.Process.GID
+		code, out, stderr := run(t, spec)
+		// Run by root, the test is a user the image knows.
+		want := "root:x:0:0:root:/root:/bin/sh\nroot:x:0:\n"
+		if uid != 0 {
+			want = fmt.Sprintf("root:x:0:0:root:/root:/bin/sh\ndev:x:%d:%d:dev:/home/dev:/bin/sh\nroot:x:0:\n", uid, gid)
+			if gid != 0 {
+				want += fmt.Sprintf("dev:x:%d:\n", gid)
+			}
+		}
+		if code != 0 || out != want {
+			t.Errorf("status %d, output %q, stderr %q; want %q", code, out, stderr, want)
+		}
+	})
 }
 
 // TestRunSubuid: with a full id range, a process inside really switches

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -128,8 +129,26 @@ func TestEnvDebian(t *testing.T) {
 	if !ok {
 		return
 	}
-	t.Run("edits", func(t *testing.T) {
+	ok = t.Run("edits", func(t *testing.T) {
 		runStepCacheCases(t, e, config, probe, wantProbe, true)
+	})
+	if !ok {
+		return
+	}
+	t.Run("root adds a system user", func(t *testing.T) {
+		// useradd replaces /etc/passwd by a rename, as the scripts of
+		// packages that add a system user do through it: root must have
+		// the layer's own file, not a copy bound over it.
+		e.mustRun(t, "run", "--root", "--", "useradd", "--system", "--no-create-home", "devbox-svc")
+		me, err := user.Current()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := e.mustRun(t, "run", "--", "sh", "-c", "getent passwd devbox-svc | cut -d: -f1; id -un")
+		want := []string{"devbox-svc", me.Username}
+		if got := lines(r.Stdout); !slices.Equal(got, want) {
+			t.Errorf("after useradd as root, output %q, want %q; %s", got, want, r)
+		}
 	})
 }
 
