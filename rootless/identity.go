@@ -42,6 +42,14 @@ func etcFiles(spec *Spec) map[string][]byte {
 			files["group"] = b
 		}
 	}
+	// Root with root emulation: apt switches to its _apt user to download,
+	// then checks that it did, which the emulation only pretends ("Could not
+	// switch group"). Told to stay root, apt works. Setup steps, which run
+	// without a user entry, tell it on the command line (env/steps.go) and
+	// keep the file out of their layers.
+	if spec.User.Name != "" && spec.Process.UID == 0 && spec.Process.RootEmulation && isDir("/etc/apt/apt.conf.d") {
+		files[aptConfigName] = []byte(aptConfig)
+	}
 	if spec.Network != NetworkHost {
 		files["hosts"] = []byte("127.0.0.1\tlocalhost " + spec.hostname() + "\n::1\tlocalhost ip6-localhost ip6-loopback\n")
 		if spec.DNS != "" {
@@ -49,6 +57,19 @@ func etcFiles(spec *Spec) map[string][]byte {
 		}
 	}
 	return files
+}
+
+// aptConfigName, under /etc, is where a root sandbox tells apt to stay
+// root. A missing file is made empty in the project's writable layer, as
+// every bind mount's target is; apt reads nothing from it there.
+const (
+	aptConfigName = "apt/apt.conf.d/00devbox-root-emulation"
+	aptConfig     = "// devbox: root emulation maps one id, so apt cannot switch to its _apt user.\nAPT::Sandbox::User \"root\";\n"
+)
+
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
 }
 
 // writeEtcFiles binds each file read-only over /etc/NAME from the
@@ -61,7 +82,7 @@ func writeEtcFiles(files map[string][]byte) error {
 	for name, data := range files {
 		// Written to the sandbox's own /dev tmpfs, bind-mounted over the
 		// image's file, then unlinked: the bind mount keeps it alive.
-		src, dst := "/dev/.devbox-etc-"+name, "/etc/"+name
+		src, dst := "/dev/.devbox-etc-"+strings.ReplaceAll(name, "/", "-"), "/etc/"+name
 		if err := os.WriteFile(src, data, 0o644); err != nil {
 			return err
 		}

@@ -511,6 +511,39 @@ func TestEtcPasswd(t *testing.T) {
 	})
 }
 
+// TestAptStaysRoot: a root sandbox with root emulation tells apt to stay
+// root, in an image that has apt; a setup step (no user entry) and the user
+// are left alone.
+func TestAptStaysRoot(t *testing.T) {
+	layer := busyboxLayer(t)
+	if err := os.MkdirAll(filepath.Join(layer, "etc", "apt", "apt.conf.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const read = "cat /etc/apt/apt.conf.d/* 2>/dev/null; true"
+	for _, tt := range []struct {
+		name string
+		user string
+		root bool
+		want bool
+	}{
+		{"root", "root", true, true},
+		{"setup step", "", true, false},
+		{"the user", "dev", false, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := sandbox(t, []string{layer}, "sh", "-c", read)
+			spec.User = User{Name: tt.user, Home: "/home/dev", Shell: "/bin/sh"}
+			if tt.root {
+				spec.Process.UID, spec.Process.GID, spec.Process.RootEmulation = 0, 0, true
+			}
+			code, out, stderr := run(t, spec)
+			if got := strings.Contains(out, `APT::Sandbox::User "root";`); code != 0 || got != tt.want {
+				t.Errorf("status %d, apt.conf.d holds %q (stderr %q); want the setting: %v", code, out, stderr, tt.want)
+			}
+		})
+	}
+}
+
 // TestRunSubuid: with a full id range, a process inside really switches
 // to another user, and files the user makes in the work tree stay theirs.
 func TestRunSubuid(t *testing.T) {

@@ -138,16 +138,20 @@ func TestEnvDebian(t *testing.T) {
 	t.Run("root adds a system user", func(t *testing.T) {
 		// useradd replaces /etc/passwd by a rename, as the scripts of
 		// packages that add a system user do through it: root must have
-		// the layer's own file, not a copy bound over it.
+		// the layer's own file, not a copy bound over it. apt, asked by the
+		// user rather than by a setup step, must download without
+		// switching to its _apt user, which root emulation only pretends.
 		e.mustRun(t, "run", "--root", "--", "useradd", "--system", "--no-create-home", "devbox-svc")
+		e.mustRun(t, "run", "--root", "--", "sh", "-c",
+			"apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends uuid-runtime")
 		me, err := user.Current()
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := e.mustRun(t, "run", "--", "sh", "-c", "getent passwd devbox-svc | cut -d: -f1; id -un")
-		want := []string{"devbox-svc", me.Username}
+		r := e.mustRun(t, "run", "--", "sh", "-c", "for u in devbox-svc uuidd; do getent passwd $u | cut -d: -f1; done; id -un")
+		want := []string{"devbox-svc", "uuidd", me.Username}
 		if got := lines(r.Stdout); !slices.Equal(got, want) {
-			t.Errorf("after useradd as root, output %q, want %q; %s", got, want, r)
+			t.Errorf("after useradd and apt-get install as root, output %q, want %q; %s", got, want, r)
 		}
 	})
 }
