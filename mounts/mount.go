@@ -84,8 +84,9 @@ type View struct {
 	WorkTree, WorkTreeTarget string
 	// Home is the host directory mounted read-write at HomeTarget.
 	Home, HomeTarget string
-	// HostNetworkFiles binds the host's /etc/resolv.conf and /etc/hosts
-	// read-only, for a sandbox that shares the host's network.
+	// HostNetworkFiles binds the host's /etc/resolv.conf read-only, for a
+	// sandbox that shares the host's network. Its /etc/hosts is the host's
+	// too, with the sandbox's host name added: pid 1 writes it.
 	HostNetworkFiles bool
 	// Extra mounts go last, on top of everything else.
 	Extra []Mount
@@ -130,7 +131,6 @@ func Plan(v View) []Mount {
 	if v.HostNetworkFiles {
 		ms = append(ms,
 			Mount{Type: Bind, Source: "/etc/resolv.conf", Target: "/etc/resolv.conf", ReadOnly: true, Optional: true},
-			Mount{Type: Bind, Source: "/etc/hosts", Target: "/etc/hosts", ReadOnly: true, Optional: true},
 		)
 	}
 	// The home directory goes before the work tree: a project usually lives

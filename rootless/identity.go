@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -21,15 +22,19 @@ type User struct {
 
 // etcFiles are the files pid 1 writes into the sandbox's /etc: the image's
 // /etc/passwd and /etc/group plus an entry for the user (so that the
-// command's uid and gid have names), and for a sandbox with its own
-// network, /etc/hosts and /etc/resolv.conf. It runs after pivot_root:
-// every path here is inside the sandbox.
+// command's uid and gid have names), /etc/hosts, and for a sandbox with
+// its own network, /etc/resolv.conf. /etc/hosts names the sandbox's host
+// name, which tools resolve (Java's InetAddress.getLocalHost, Erlang
+// nodes, Python's getfqdn) and which would otherwise go to DNS, and fail
+// or wait for its timeout offline: on the host's network it is the host's
+// file, hostHosts, with the name added. It runs after pivot_root: every
+// path here is inside the sandbox.
 //
 // An image that has an entry for the id already (root, always) keeps its
 // own file, which root can change: useradd, and the package scripts that
 // call it (postgresql's, openssh-server's), replace /etc/passwd by a
 // rename, which a file bound over it refuses.
-func etcFiles(spec *Spec) map[string][]byte {
+func etcFiles(spec *Spec, hostHosts []byte) map[string][]byte {
 	files := map[string][]byte{}
 	if u := spec.User; u.Name != "" {
 		uid, gid := spec.Process.UID, spec.Process.GID
@@ -50,7 +55,9 @@ func etcFiles(spec *Spec) map[string][]byte {
 	if spec.User.Name != "" && spec.Process.UID == 0 && spec.Process.RootEmulation && isDir("/etc/apt/apt.conf.d") {
 		files[aptConfigName] = []byte(aptConfig)
 	}
-	if spec.Network != NetworkHost {
+	if spec.Network == NetworkHost {
+		files["hosts"] = withHostName(hostHosts, spec.hostname())
+	} else {
 		files["hosts"] = []byte("127.0.0.1\tlocalhost " + spec.hostname() + "\n::1\tlocalhost ip6-localhost ip6-loopback\n")
 		if spec.DNS != "" {
 			files["resolv.conf"] = []byte("nameserver " + spec.DNS + "\n")
@@ -122,6 +129,25 @@ func mergeEntry(data []byte, name, id, entry string) ([]byte, bool) {
 	}
 	out.WriteString(entry + "\n")
 	return out.Bytes(), true
+}
+
+// withHostName returns a hosts file with name in it: hosts as it is when
+// an entry names it already, else with "127.0.1.1 name" added, as Debian
+// names a machine's own host.
+func withHostName(hosts []byte, name string) []byte {
+	for line := range strings.Lines(string(hosts)) {
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = line[:i]
+		}
+		if fields := strings.Fields(line); len(fields) > 1 && slices.Contains(fields[1:], name) {
+			return hosts
+		}
+	}
+	out := slices.Clip(hosts)
+	if len(out) > 0 && out[len(out)-1] != '\n' {
+		out = append(out, '\n')
+	}
+	return append(out, "127.0.1.1\t"+name+"\n"...)
 }
 
 func readFile(path string) []byte {

@@ -25,3 +25,22 @@ func TestMergeEntry(t *testing.T) {
 		})
 	}
 }
+
+func TestWithHostName(t *testing.T) {
+	const host = "127.0.0.1\tlocalhost\n127.0.1.1\tlaptop.example laptop\n"
+	tests := []struct{ name, hosts, want string }{
+		{"added", host, host + "127.0.1.1\tdevbox\n"},
+		{"named already", host + "10.0.0.5 build devbox # the CI box\n", host + "10.0.0.5 build devbox # the CI box\n"},
+		{"only in a comment", host + "# devbox\n", host + "# devbox\n127.0.1.1\tdevbox\n"},
+		{"an address is not a name", "devbox\n", "devbox\n127.0.1.1\tdevbox\n"},
+		{"no final newline", "127.0.0.1 localhost", "127.0.0.1 localhost\n127.0.1.1\tdevbox\n"},
+		{"no file", "", "127.0.1.1\tdevbox\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := string(withHostName([]byte(tt.hosts), "devbox")); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

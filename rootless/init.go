@@ -107,6 +107,12 @@ func setup(spec *Spec) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return &os.SyscallError{Syscall: "mount / rprivate", Err: err}
 	}
+	// The host's /etc/hosts, read while it is at hand: on the host's
+	// network, the sandbox's is a copy with its own host name added.
+	var hostHosts []byte
+	if spec.Network == NetworkHost {
+		hostHosts = readFile("/etc/hosts")
+	}
 	// The root filesystem and the view on it. Every target is resolved
 	// inside the new root, so a hostile image cannot redirect a mount onto
 	// a host path through a symlink.
@@ -127,7 +133,7 @@ func setup(spec *Spec) error {
 			return err
 		}
 	}
-	if err := writeEtcFiles(etcFiles(spec)); err != nil {
+	if err := writeEtcFiles(etcFiles(spec, hostHosts)); err != nil {
 		return fmt.Errorf("write /etc files: %w", err)
 	}
 	// no_new_privs: nothing the command executes can gain privileges

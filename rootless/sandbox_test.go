@@ -511,6 +511,22 @@ func TestEtcPasswd(t *testing.T) {
 	})
 }
 
+// TestHostsNamesTheSandbox: on the host's network, /etc/hosts is the
+// host's with the sandbox's host name added, so that the name resolves
+// without DNS.
+func TestHostsNamesTheSandbox(t *testing.T) {
+	host, err := os.ReadFile("/etc/hosts")
+	if err != nil {
+		t.Skip("the host has no /etc/hosts")
+	}
+	spec := sandbox(t, []string{busyboxLayer(t)}, "cat", "/etc/hosts")
+	spec.Hostname = "devbox-test-host"
+	code, out, stderr := run(t, spec)
+	if want := string(host) + "127.0.1.1\tdevbox-test-host\n"; code != 0 || out != want {
+		t.Errorf("status %d, /etc/hosts %q (stderr %q); want %q", code, out, stderr, want)
+	}
+}
+
 // TestAptStaysRoot: a root sandbox with root emulation tells apt to stay
 // root, in an image that has apt; a setup step (no user entry) and the user
 // are left alone.

@@ -135,6 +135,15 @@ func TestEnvDebian(t *testing.T) {
 	if !ok {
 		return
 	}
+	ok = t.Run("the host name resolves", func(t *testing.T) {
+		r := e.mustRun(t, "run", "--", "getent", "hosts", "devbox")
+		if got := strings.Fields(r.Stdout); !slices.Equal(got, []string{"127.0.1.1", "devbox"}) {
+			t.Errorf("getent hosts devbox printed %q, want 127.0.1.1 devbox; %s", got, r)
+		}
+	})
+	if !ok {
+		return
+	}
 	t.Run("root adds a system user", func(t *testing.T) {
 		// useradd replaces /etc/passwd by a rename, as the scripts of
 		// packages that add a system user do through it: root must have

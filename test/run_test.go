@@ -63,6 +63,19 @@ func TestRunIdentityAndWorkdir(t *testing.T) {
 	}
 }
 
+// TestRunHostName: the sandbox's host name is in its /etc/hosts, so that
+// what resolves it (Java, Erlang, getfqdn) needs no DNS; the host's own
+// entries are there too, on the host's network.
+func TestRunHostName(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, imageRef(suite.registry, "busybox"))
+	r := e.mustRun(t, "run", "--", "sh", "-c", "hostname; grep -w \"$(hostname)\" /etc/hosts; grep -c localhost /etc/hosts")
+	got := lines(r.Stdout)
+	if want := []string{"devbox", "127.0.1.1\tdevbox"}; len(got) != 3 || !slices.Equal(got[:2], want) || got[2] == "0" {
+		t.Errorf("output %q, want %q and the host's localhost entries; %s", got, want, r)
+	}
+}
+
 func TestRunExitCodes(t *testing.T) {
 	t.Parallel()
 	// One environment for all cases: the first pulls, the others reuse the
