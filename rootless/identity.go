@@ -22,13 +22,13 @@ type User struct {
 
 // etcFiles are the files pid 1 writes into the sandbox's /etc: the image's
 // /etc/passwd and /etc/group plus an entry for the user (so that the
-// command's uid and gid have names), /etc/hosts, and for a sandbox with
-// its own network, /etc/resolv.conf. /etc/hosts names the sandbox's host
-// name, which tools resolve (Java's InetAddress.getLocalHost, Erlang
-// nodes, Python's getfqdn) and which would otherwise go to DNS, and fail
-// or wait for its timeout offline: on the host's network it is the host's
-// file, hostHosts, with the name added. It runs after pivot_root: every
-// path here is inside the sandbox.
+// command's uid and gid have names), /etc/hostname and /etc/hosts, and for
+// a sandbox with its own network, /etc/resolv.conf. /etc/hosts names the
+// sandbox's host name, which tools resolve (Java's InetAddress.getLocalHost,
+// Erlang nodes, Python's getfqdn) and which would otherwise go to DNS, and
+// fail or wait for its timeout offline: on the host's network it is the
+// host's file, hostHosts, with the name added. It runs after pivot_root:
+// every path here is inside the sandbox.
 //
 // An image that has an entry for the id already (root, always) keeps its
 // own file, which root can change: useradd, and the package scripts that
@@ -54,6 +54,9 @@ func etcFiles(spec *Spec, hostHosts []byte) map[string][]byte {
 	// keep the file out of their layers.
 	if spec.User.Name != "" && spec.Process.UID == 0 && spec.Process.RootEmulation && isDir("/etc/apt/apt.conf.d") {
 		files[aptConfigName] = []byte(aptConfig)
+	}
+	if name := spec.hostname() + "\n"; string(readFile("/etc/hostname")) != name {
+		files["hostname"] = []byte(name)
 	}
 	if spec.Network == NetworkHost {
 		files["hosts"] = withHostName(hostHosts, spec.hostname())

@@ -511,19 +511,19 @@ func TestEtcPasswd(t *testing.T) {
 	})
 }
 
-// TestHostsNamesTheSandbox: on the host's network, /etc/hosts is the
-// host's with the sandbox's host name added, so that the name resolves
-// without DNS.
+// TestHostsNamesTheSandbox: /etc/hostname is the sandbox's host name, and
+// on the host's network, /etc/hosts is the host's with that name added, so
+// that the name resolves without DNS.
 func TestHostsNamesTheSandbox(t *testing.T) {
 	host, err := os.ReadFile("/etc/hosts")
 	if err != nil {
 		t.Skip("the host has no /etc/hosts")
 	}
-	spec := sandbox(t, []string{busyboxLayer(t)}, "cat", "/etc/hosts")
+	spec := sandbox(t, []string{busyboxLayer(t)}, "cat", "/etc/hosts", "/etc/hostname")
 	spec.Hostname = "devbox-test-host"
 	code, out, stderr := run(t, spec)
-	if want := string(host) + "127.0.1.1\tdevbox-test-host\n"; code != 0 || out != want {
-		t.Errorf("status %d, /etc/hosts %q (stderr %q); want %q", code, out, stderr, want)
+	if want := string(host) + "127.0.1.1\tdevbox-test-host\ndevbox-test-host\n"; code != 0 || out != want {
+		t.Errorf("status %d, /etc/hosts and /etc/hostname %q (stderr %q); want %q", code, out, stderr, want)
 	}
 }
 

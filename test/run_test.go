@@ -63,15 +63,16 @@ func TestRunIdentityAndWorkdir(t *testing.T) {
 	}
 }
 
-// TestRunHostName: the sandbox's host name is in its /etc/hosts, so that
+// TestRunHostName: the sandbox's host name is its /etc/hostname, and in its
+// /etc/hosts, so that
 // what resolves it (Java, Erlang, getfqdn) needs no DNS; the host's own
 // entries are there too, on the host's network.
 func TestRunHostName(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, imageRef(suite.registry, "busybox"))
-	r := e.mustRun(t, "run", "--", "sh", "-c", "hostname; grep -w \"$(hostname)\" /etc/hosts; grep -c localhost /etc/hosts")
+	r := e.mustRun(t, "run", "--", "sh", "-c", "hostname; cat /etc/hostname; grep -w \"$(hostname)\" /etc/hosts; grep -c localhost /etc/hosts")
 	got := lines(r.Stdout)
-	if want := []string{"devbox", "127.0.1.1\tdevbox"}; len(got) != 3 || !slices.Equal(got[:2], want) || got[2] == "0" {
+	if want := []string{"devbox", "devbox", "127.0.1.1\tdevbox"}; len(got) != 4 || !slices.Equal(got[:3], want) || got[3] == "0" {
 		t.Errorf("output %q, want %q and the host's localhost entries; %s", got, want, r)
 	}
 }
