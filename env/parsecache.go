@@ -29,8 +29,15 @@ func LoadCached(dirs Dirs, path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return parsecache.Parse(abs, filepath.Join(parseCacheDir(dirs, filepath.Dir(abs)), FileName),
+	cfg, err := parsecache.Parse(abs, filepath.Join(parseCacheDir(dirs, filepath.Dir(abs)), FileName),
 		func(src []byte) (*Config, error) { return Parse(abs, src) }, configCodec)
+	if err != nil {
+		return nil, err
+	}
+	// The parse may have been cached through another path to the same
+	// file (a symlink on the way): the project is where the user is.
+	cfg.Path = abs
+	return cfg, nil
 }
 
 // readLockCached is ReadLock, through the parse cache of the project in

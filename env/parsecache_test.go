@@ -175,3 +175,43 @@ func FuzzParseCacheRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestProjectThroughSymlink: a project reached through a symlink is the
+// same project, with one state directory that records its canonical path,
+// while the Config and the Project keep the path the user came by.
+func TestProjectThroughSymlink(t *testing.T) {
+	t.Parallel()
+	dirs := Dirs{Cache: t.TempDir(), Data: t.TempDir()}
+	real, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	writeOld(t, filepath.Join(real, FileName), "[image]\nref = \"busybox\"\n")
+	// Cached through the real path first, then read through the link.
+	for _, dir := range []string{real, link} {
+		cfg, err := LoadCached(dirs, filepath.Join(dir, FileName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Dir() != dir {
+			t.Errorf("through %s, the config's directory is %s", dir, cfg.Dir())
+		}
+		p, err := OpenProject(dirs, cfg.Dir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Dir != dir || p.StateDir != projectStateDir(dirs, real) {
+			t.Errorf("through %s: project %s, state %s; want %s and the state of %s", dir, p.Dir, p.StateDir, dir, real)
+		}
+		if b, _ := os.ReadFile(filepath.Join(p.StateDir, "path")); string(b) != real+"\n" {
+			t.Errorf("through %s, the state records %q, want the canonical path %s", dir, b, real)
+		}
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dirs.Data, "projects")); len(entries) != 1 {
+		t.Errorf("%d project state directories, want one", len(entries))
+	}
+}

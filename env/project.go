@@ -53,10 +53,12 @@ type Project struct {
 
 // OpenProject returns the state of the project in dir, creating it on
 // first use. The state directory is named after a hash of the project's
-// path, and records that path in a file named "path" so that tools like gc
-// can find the projects that use the store.
+// canonical path, and records that path in a file named "path" so that
+// tools like gc can find the projects that use the store. Dir stays dir,
+// the path the user reached the project by, where the sandbox mounts it.
 func OpenProject(dirs Dirs, dir string) (*Project, error) {
-	p := &Project{Dir: dir, StateDir: projectStateDir(dirs, dir)}
+	canonical := canonicalDir(dir)
+	p := &Project{Dir: dir, StateDir: stateDirOf(dirs, canonical)}
 	for _, d := range []string{p.UpperDir(), p.WorkDir(), p.HomeDir(), p.RootDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("project state: %w", err)
@@ -73,18 +75,34 @@ func OpenProject(dirs Dirs, dir string) (*Project, error) {
 		}
 	}
 	pathFile := filepath.Join(p.StateDir, "path")
-	if b, err := os.ReadFile(pathFile); err != nil || string(b) != dir+"\n" {
-		if err := os.WriteFile(pathFile, []byte(dir+"\n"), 0o600); err != nil {
+	if b, err := os.ReadFile(pathFile); err != nil || string(b) != canonical+"\n" {
+		if err := os.WriteFile(pathFile, []byte(canonical+"\n"), 0o600); err != nil {
 			return nil, fmt.Errorf("project state: %w", err)
 		}
 	}
 	return p, nil
 }
 
-// projectStateDir is the state directory of the project in dir.
+// projectStateDir is the state directory of the project in dir. A project
+// reached through a symlink, as ~/src/app when ~/src is /data/src, is the
+// same project as at /data/src/app, with the same writable layer and home:
+// the directory is named after the canonical path.
 func projectStateDir(dirs Dirs, dir string) string {
-	sum := sha256.Sum256([]byte(dir))
+	return stateDirOf(dirs, canonicalDir(dir))
+}
+
+func stateDirOf(dirs Dirs, canonical string) string {
+	sum := sha256.Sum256([]byte(canonical))
 	return filepath.Join(dirs.Data, "projects", hex.EncodeToString(sum[:8]))
+}
+
+// canonicalDir is dir with every symlink on its way resolved, or dir as
+// it is when it cannot be resolved.
+func canonicalDir(dir string) string {
+	if c, err := filepath.EvalSymlinks(dir); err == nil {
+		return c
+	}
+	return dir
 }
 
 // ErrInUse is returned by Reset while a sandbox of the project runs.

@@ -277,7 +277,8 @@ func runDevbox(t *testing.T, env *testEnv, dir string, args ...string) result {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, suite.bin, args...)
 	cmd.Dir = dir
-	cmd.Env = env.environ()
+	// PWD as a shell sets it: the path the user came by, symlinks and all.
+	cmd.Env = append(env.environ(), "PWD="+dir)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	// Its own process group, so that a timeout kills the sandbox too.

@@ -77,6 +77,27 @@ func TestRunHostName(t *testing.T) {
 	}
 }
 
+// TestRunThroughSymlink: a project reached through a symlink (~/src when
+// it is /data/src) is the same project, with the same home and writable
+// layer, and the sandbox works at the path the user is at.
+func TestRunThroughSymlink(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, imageRef(suite.registry, "busybox"))
+	if err := os.Mkdir(filepath.Join(e.Project, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(e.Project, link); err != nil {
+		t.Fatal(err)
+	}
+	e.mustRun(t, "run", "--", "sh", "-c", "echo kept > $HOME/marker")
+	sub := filepath.Join(link, "sub")
+	r := runDevbox(t, e, sub, "run", "--", "sh", "-c", "pwd; cat $HOME/marker")
+	if want := []string{sub, "kept"}; r.Code != 0 || !slices.Equal(lines(r.Stdout), want) {
+		t.Errorf("through the symlink: output %q, want %q (the path the user is at, the same home); %s", lines(r.Stdout), want, r)
+	}
+}
+
 func TestRunExitCodes(t *testing.T) {
 	t.Parallel()
 	// One environment for all cases: the first pulls, the others reuse the
