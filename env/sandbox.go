@@ -73,15 +73,24 @@ type Invocation struct {
 const agentSocketTarget = "/run/host-services/ssh-auth.sock"
 
 // hostIntegration shares, on purpose, the few host files a developer
-// expects to follow them into the sandbox: ~/.gitconfig and
+// expects to follow them into the sandbox: git's configuration
+// (~/.gitconfig, and ~/.config/git/config where git's XDG file is) and
 // ~/.ssh/known_hosts read-only, and the SSH agent's socket. It returns the
 // mounts and the agent socket's path inside ("" without an agent).
 func hostIntegration(u User) ([]mounts.Mount, string) {
 	var ms []mounts.Mount
 	if home, err := os.UserHomeDir(); err == nil {
-		for _, f := range []string{".gitconfig", ".ssh/known_hosts"} {
-			ms = append(ms, mounts.Mount{Type: mounts.Bind, Source: filepath.Join(home, f),
-				Target: filepath.Join(u.Home, f), ReadOnly: true, Optional: true})
+		xdgConfig := os.Getenv("XDG_CONFIG_HOME")
+		if xdgConfig == "" {
+			xdgConfig = filepath.Join(home, ".config")
+		}
+		for _, f := range []struct{ src, dst string }{
+			{filepath.Join(home, ".gitconfig"), ".gitconfig"},
+			{filepath.Join(xdgConfig, "git", "config"), ".config/git/config"},
+			{filepath.Join(home, ".ssh", "known_hosts"), ".ssh/known_hosts"},
+		} {
+			ms = append(ms, mounts.Mount{Type: mounts.Bind, Source: f.src,
+				Target: filepath.Join(u.Home, f.dst), ReadOnly: true, Optional: true})
 		}
 	}
 	sock := os.Getenv("SSH_AUTH_SOCK")

@@ -12,13 +12,20 @@ import (
 
 // TestHostIntegration: inside, the environment is the image's, [env] and
 // a few host variables, and nothing else of the host's; no variable of
-// devbox's own leaks; ~/.gitconfig is there read-only and the SSH agent's
-// socket is forwarded.
+// devbox's own leaks; ~/.gitconfig and git's XDG file are there read-only
+// and the SSH agent's socket is forwarded.
 func TestHostIntegration(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "")
 	e.writeConfig(t, "[image]\nref = \""+imageRef(suite.registry, "busybox")+"\"\n[env]\nFROM_CONFIG = \"yes\"\n")
 	if err := os.WriteFile(filepath.Join(e.Home, ".gitconfig"), []byte("[user]\n\tname = Tester\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// git's XDG file, under $XDG_CONFIG_HOME, which the harness sets.
+	if err := os.MkdirAll(filepath.Join(e.Config, "git"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.Config, "git", "config"), []byte("[alias]\n\tst = status\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	sockDir, err := os.MkdirTemp("", "agent")
@@ -34,7 +41,7 @@ func TestHostIntegration(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
-	script := `env; test -S "$SSH_AUTH_SOCK" && echo agent-ok; cat ~/.gitconfig; echo x >> ~/.gitconfig || echo gitconfig-readonly`
+	script := `env; test -S "$SSH_AUTH_SOCK" && echo agent-ok; cat ~/.gitconfig ~/.config/git/config; echo x >> ~/.gitconfig || echo gitconfig-readonly`
 	cmd := exec.CommandContext(ctx, suite.bin, "run", "--", "sh", "-c", script)
 	cmd.Dir = e.Project
 	cmd.Env = append(e.environ(), "LANG=C.UTF-8", "TZ=Europe/Paris", "HOST_SECRET=leak",
@@ -62,7 +69,7 @@ func TestHostIntegration(t *testing.T) {
 			t.Errorf("%s leaked into the sandbox", k)
 		}
 	}
-	for _, want := range []string{"agent-ok", "name = Tester", "gitconfig-readonly"} {
+	for _, want := range []string{"agent-ok", "name = Tester", "st = status", "gitconfig-readonly"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

@@ -27,6 +27,12 @@ otherwise, after running [shell] init. The first time, the image is pulled and
 the tools are installed; later shells open at once. Exit the shell to leave;
 devbox exits with the shell's status.
 
+You are yourself inside, with a home of the project's own. Your git
+configuration (~/.gitconfig, ~/.config/git/config) and ~/.ssh/known_hosts
+are there read-only and your SSH agent is forwarded; nothing else of your
+home comes in. Of your environment, only TERM, LANG and TZ do, beside what
+the image and [env] set.
+
 What you change outside the work tree and home (a package installed with
 --root, say) stays in the project's writable layer until 'devbox reset'. One
 sandbox of a project uses that layer at a time: a second shell or run beside
