@@ -112,13 +112,39 @@ func (t *terminal) start() error {
 		}()
 	}
 	go func() { io.Copy(t.master, t.stdio.In) }()
+	screen := t.screen()
 	go func() {
 		// Reading the master fails with EIO once every slave is closed,
 		// which is when the sandbox is gone.
-		io.Copy(t.stdio.Out, t.master)
+		io.Copy(screen, t.master)
 		close(t.outDone)
 	}()
 	return nil
+}
+
+// screen is where the pty's output goes: the caller's standard output when
+// that is a terminal, as the command's output then goes through the pty
+// too. Otherwise the command writes to the caller's output (a pipe, a
+// file) directly, and what the pty shows, the echo of what is typed and
+// what the command writes to /dev/tty (a passphrase prompt, say), belongs
+// on the caller's terminal: standard error's, or else standard input's.
+// It never stops reading the pty, so a screen that goes away cannot block
+// the command.
+func (t *terminal) screen() io.Writer {
+	for _, f := range []*os.File{t.stdio.Out, t.stdio.Err, t.stdio.In} {
+		if f != nil && term.IsTerminal(int(f.Fd())) {
+			return screenWriter{f}
+		}
+	}
+	return io.Discard
+}
+
+// screenWriter writes to a terminal and drops what it cannot write.
+type screenWriter struct{ f *os.File }
+
+func (w screenWriter) Write(p []byte) (int, error) {
+	w.f.Write(p)
+	return len(p), nil
 }
 
 // resize copies the caller's window size to the sandbox's terminal; the

@@ -111,3 +111,39 @@ func TestShellTerminal(t *testing.T) {
 		t.Errorf("devbox left the terminal changed:\nbefore %+v\nafter  %+v", *before, *after)
 	}
 }
+
+// TestRunTerminalPipedOutput: with a terminal on standard input and a pipe
+// on standard output, as in 'devbox run -- git push | tee log', the
+// command's output goes to the pipe alone, and what it writes to /dev/tty
+// (a passphrase prompt) reaches the caller's terminal, not the pipe.
+func TestRunTerminalPipedOutput(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, imageRef(suite.registry, "busybox"))
+	e.mustRun(t, "pull")
+
+	master, slave, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer master.Close()
+	defer slave.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, suite.bin, "run", "--", "sh", "-c", "echo prompt-on-tty > /dev/tty; echo on-stdout")
+	cmd.Dir, cmd.Env = e.Project, e.environ()
+	var stdout strings.Builder
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, &stdout, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
+	out := newPtyOutput(master)
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("devbox run: %v; stdout %q, terminal:\n%s", err, stdout.String(), out)
+	}
+	if got := stdout.String(); got != "on-stdout\n" {
+		t.Errorf("standard output got %q, want only the command's own output", got)
+	}
+	if !out.waitFor(ctx, 10*time.Second, "prompt-on-tty") {
+		t.Errorf("what the command wrote to /dev/tty did not reach the terminal:\n%s", out)
+	}
+}
