@@ -61,8 +61,9 @@ type Process struct {
 	// devpts as its controlling terminal and standard input; Run relays it
 	// to the caller's terminal.
 	Terminal bool `json:"terminal,omitempty"`
-	// TerminalOutput also sends standard output and error to that
-	// terminal; otherwise they are the caller's own (a pipe, a file).
+	// TerminalOutput also sends standard output to that terminal, and
+	// standard error where the caller's is a terminal; otherwise they are
+	// the caller's own (a pipe, a file).
 	TerminalOutput bool `json:"terminalOutput,omitempty"`
 	// Rows and Cols are the initial size of the terminal.
 	Rows uint16 `json:"rows,omitempty"`

@@ -19,8 +19,8 @@ import (
 // out of Run.
 
 // openStdio returns the command's standard streams: the caller's, or for a
-// terminal the pty's slave side (for standard input, and for output when
-// the caller's output is a terminal too).
+// terminal the pty's slave side (for standard input, and for output and
+// error where the caller's are a terminal too).
 func openStdio(spec *Spec) ([]*os.File, error) {
 	if !spec.Process.Terminal {
 		return []*os.File{os.Stdin, os.Stdout, os.Stderr}, nil
@@ -48,10 +48,16 @@ func openStdio(spec *Spec) ([]*os.File, error) {
 		return nil, &os.SyscallError{Syscall: "sendmsg(pty)", Err: err}
 	}
 	unix.Close(fdPty)
+	stdio := []*os.File{slave, os.Stdout, os.Stderr}
 	if spec.Process.TerminalOutput {
-		return []*os.File{slave, slave, slave}, nil
+		stdio[1] = slave
+		// Standard error too, unless the caller sent it elsewhere
+		// (2>errors.log): pid 1 has the caller's.
+		if term.IsTerminal(int(os.Stderr.Fd())) {
+			stdio[2] = slave
+		}
 	}
-	return []*os.File{slave, os.Stdout, os.Stderr}, nil
+	return stdio, nil
 }
 
 // terminal is the parent's side of a sandbox's pty.

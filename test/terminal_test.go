@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -145,5 +147,47 @@ func TestRunTerminalPipedOutput(t *testing.T) {
 	}
 	if !out.waitFor(ctx, 10*time.Second, "prompt-on-tty") {
 		t.Errorf("what the command wrote to /dev/tty did not reach the terminal:\n%s", out)
+	}
+}
+
+// TestRunTerminalStderrToFile: on a terminal, 'devbox run -- cmd 2>file'
+// sends the command's standard error to the file, and its output to the
+// terminal.
+func TestRunTerminalStderrToFile(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, imageRef(suite.registry, "busybox"))
+	e.mustRun(t, "pull")
+
+	master, slave, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer master.Close()
+	defer slave.Close()
+	errFile, err := os.Create(filepath.Join(t.TempDir(), "errors.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer errFile.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, suite.bin, "run", "--", "sh", "-c", "echo on-terminal; echo in-file >&2")
+	cmd.Dir, cmd.Env = e.Project, e.environ()
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, errFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
+	out := newPtyOutput(master)
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("devbox run: %v; terminal:\n%s", err, out)
+	}
+	if !out.waitFor(ctx, 10*time.Second, "on-terminal") {
+		t.Errorf("the command's output did not reach the terminal:\n%s", out)
+	}
+	if got, _ := os.ReadFile(errFile.Name()); string(got) != "in-file\n" {
+		t.Errorf("the file got %q, want the command's standard error", got)
+	}
+	if strings.Contains(out.String(), "in-file") {
+		t.Errorf("standard error reached the terminal:\n%s", out)
 	}
 }
