@@ -25,12 +25,9 @@ func TestShellTerminal(t *testing.T) {
 	e := newEnv(t, imageRef(suite.registry, "busybox"))
 	e.mustRun(t, "pull")
 
-	master, slave, err := pty.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer master.Close()
-	defer slave.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd, master, slave := onTerminal(ctx, t, e, "shell")
 	if err := pty.Setsize(master, &pty.Winsize{Rows: 24, Cols: 80}); err != nil {
 		t.Fatal(err)
 	}
@@ -38,15 +35,6 @@ func TestShellTerminal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, suite.bin, "shell")
-	cmd.Dir, cmd.Env = e.Project, e.environ()
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -123,21 +111,11 @@ func TestRunTerminalPipedOutput(t *testing.T) {
 	e := newEnv(t, imageRef(suite.registry, "busybox"))
 	e.mustRun(t, "pull")
 
-	master, slave, err := pty.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer master.Close()
-	defer slave.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, suite.bin, "run", "--", "sh", "-c", "echo prompt-on-tty > /dev/tty; echo on-stdout")
-	cmd.Dir, cmd.Env = e.Project, e.environ()
+	cmd, master, _ := onTerminal(ctx, t, e, "run", "--", "sh", "-c", "echo prompt-on-tty > /dev/tty; echo on-stdout")
 	var stdout strings.Builder
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, &stdout, slave
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 10 * time.Second
+	cmd.Stdout = &stdout
 	out := newPtyOutput(master)
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("devbox run: %v; stdout %q, terminal:\n%s", err, stdout.String(), out)
@@ -158,12 +136,6 @@ func TestRunTerminalStderrToFile(t *testing.T) {
 	e := newEnv(t, imageRef(suite.registry, "busybox"))
 	e.mustRun(t, "pull")
 
-	master, slave, err := pty.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer master.Close()
-	defer slave.Close()
 	errFile, err := os.Create(filepath.Join(t.TempDir(), "errors.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -171,12 +143,8 @@ func TestRunTerminalStderrToFile(t *testing.T) {
 	defer errFile.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, suite.bin, "run", "--", "sh", "-c", "echo on-terminal; echo in-file >&2")
-	cmd.Dir, cmd.Env = e.Project, e.environ()
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, errFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 10 * time.Second
+	cmd, master, _ := onTerminal(ctx, t, e, "run", "--", "sh", "-c", "echo on-terminal; echo in-file >&2")
+	cmd.Stderr = errFile
 	out := newPtyOutput(master)
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("devbox run: %v; terminal:\n%s", err, out)
@@ -190,4 +158,27 @@ func TestRunTerminalStderrToFile(t *testing.T) {
 	if strings.Contains(out.String(), "in-file") {
 		t.Errorf("standard error reached the terminal:\n%s", out)
 	}
+}
+
+// onTerminal is devbox ARGS in e's project as a person at a terminal runs
+// it: in a session of its own whose controlling terminal is a new pty,
+// with that terminal as standard input, output and error (a caller changes
+// the latter two to redirect them). The pty closes when the test ends.
+func onTerminal(ctx context.Context, t *testing.T, e *testEnv, args ...string) (cmd *exec.Cmd, master, slave *os.File) {
+	t.Helper()
+	master, slave, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		master.Close()
+		slave.Close()
+	})
+	cmd = exec.CommandContext(ctx, suite.bin, args...)
+	cmd.Dir, cmd.Env = e.Project, e.environ()
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
+	return cmd, master, slave
 }
