@@ -126,6 +126,9 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, c
 	var agent []mounts.Mount
 	agent, inv.agentSocket = hostIntegration(u)
 	view.Extra = append(agent, userMounts...)
+	if m, ok := gitDirMount(e.Project.Dir); ok {
+		view.Extra = append(view.Extra, m)
+	}
 	workTree := e.Project.Dir
 	if cfg.Shell.Workdir != "" {
 		workTree = cfg.Shell.Workdir
@@ -260,6 +263,38 @@ func (e *Environment) Ports() ([]network.Port, error) {
 		ports = append(ports, network.Port{Proto: "tcp", HostIP: p.HostIP, HostPort: p.HostPort, ChildPort: p.ChildPort})
 	}
 	return ports, nil
+}
+
+// gitDirMount is a bind of the git directory of a project whose .git is a
+// file naming a directory outside it, as 'git worktree add' and submodules
+// make: the directory holds the repository, without which git inside
+// finds none. It is the repository's common directory for a worktree, and
+// the gitdir itself otherwise, mounted read-write at its own path.
+func gitDirMount(project string) (mounts.Mount, bool) {
+	b, err := os.ReadFile(filepath.Join(project, ".git"))
+	if err != nil { // no .git, or the usual .git directory
+		return mounts.Mount{}, false
+	}
+	gitdir, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "gitdir:")
+	if !ok {
+		return mounts.Mount{}, false
+	}
+	dir := resolveFrom(project, strings.TrimSpace(gitdir))
+	if c, err := os.ReadFile(filepath.Join(dir, "commondir")); err == nil {
+		dir = resolveFrom(dir, strings.TrimSpace(string(c)))
+	}
+	if rel, err := filepath.Rel(project, dir); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+		return mounts.Mount{}, false // inside the project, which is mounted
+	}
+	return mounts.Mount{Type: mounts.Bind, Source: dir, Target: dir, Optional: true}, true
+}
+
+// resolveFrom is path, made absolute against dir when it is relative.
+func resolveFrom(dir, path string) string {
+	if filepath.IsAbs(path) {
+		return filepath.Clean(path)
+	}
+	return filepath.Join(dir, path)
 }
 
 // configMounts turns [[mounts]] into bind mounts; "~/" in a source is the

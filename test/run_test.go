@@ -98,6 +98,47 @@ func TestRunThroughSymlink(t *testing.T) {
 	}
 }
 
+// TestRunGitWorktree: a project that is a git worktree ('git worktree
+// add') has its repository in another directory, which its .git file
+// names; inside, that directory is there, read-write, so git works.
+func TestRunGitWorktree(t *testing.T) {
+	t.Parallel()
+	gitBin, err := exec.LookPath("git")
+	if err != nil {
+		t.Skip("needs git on the host")
+	}
+	e := newEnv(t, imageRef(suite.registry, "busybox"))
+	main := filepath.Join(t.TempDir(), "main")
+	worktree := filepath.Join(filepath.Dir(main), "feature")
+	for _, args := range [][]string{
+		{"init", "-q", main},
+		{"-C", main, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "first"},
+		{"-C", main, "worktree", "add", "-q", worktree},
+	} {
+		if out, err := exec.Command(gitBin, args...).CombinedOutput(); err != nil {
+			t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	config, err := os.ReadFile(filepath.Join(e.Project, "devbox.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(worktree, "devbox.toml"), config, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// What git reads first in a worktree: the worktree's HEAD, then the
+	// repository's objects; and what a commit writes.
+	script := `gitdir=$(sed 's/^gitdir: //' .git); cat "$gitdir/HEAD"; test -d "$gitdir/../../objects" && echo objects; touch "$gitdir/../../devbox-wrote" && echo writable`
+	r := runDevbox(t, e, worktree, "run", "--", "sh", "-c", script)
+	got := lines(r.Stdout)
+	if r.Code != 0 || len(got) != 3 || !strings.HasPrefix(got[0], "ref: refs/heads/") || got[1] != "objects" || got[2] != "writable" {
+		t.Errorf("inside the worktree: output %q, want its HEAD, the repository's objects, and a writable repository; %s", got, r)
+	}
+	if _, err := os.Stat(filepath.Join(main, ".git", "devbox-wrote")); err != nil {
+		t.Errorf("what the sandbox wrote into the repository is not on the host: %v", err)
+	}
+}
+
 func TestRunExitCodes(t *testing.T) {
 	t.Parallel()
 	// One environment for all cases: the first pulls, the others reuse the

@@ -30,8 +30,9 @@ devbox exits with the shell's status.
 You are yourself inside, with a home of the project's own. Your git
 configuration (~/.gitconfig, ~/.config/git/config) and ~/.ssh/known_hosts
 are there read-only and your SSH agent is forwarded; nothing else of your
-home comes in. Of your environment, only TERM, LANG, LC_ALL, TZ and
-COLORTERM do, beside what the image and [env] set.
+home comes in. Of your environment, only TERM, LANG, LC_ALL, TZ and COLORTERM
+do, beside what the image and [env] set. A project that is a git worktree or
+a submodule gets its repository mounted too.
 
 What you change outside the work tree and home (a package installed with
 --root, say) stays in the project's writable layer until 'devbox reset'. One

@@ -1,0 +1,67 @@
+package env
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/devboxhq/devbox/mounts"
+)
+
+// TestGitDirMount: a project whose .git is a file naming a directory
+// outside it (a git worktree, a submodule) gets that repository bound
+// in; a usual .git directory, or one inside the project, needs nothing.
+func TestGitDirMount(t *testing.T) {
+	root := t.TempDir()
+	mkdir := func(p string) string {
+		t.Helper()
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	write := func(p, s string) {
+		t.Helper()
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The main repository, with a worktree's own directory and a submodule's.
+	common := mkdir(filepath.Join(root, "main", ".git"))
+	write(filepath.Join(mkdir(filepath.Join(common, "worktrees", "feature")), "commondir"), "../..\n")
+	mkdir(filepath.Join(common, "modules", "lib"))
+
+	worktree := mkdir(filepath.Join(root, "feature"))
+	write(filepath.Join(worktree, ".git"), "gitdir: "+filepath.Join(common, "worktrees", "feature")+"\n")
+	submodule := mkdir(filepath.Join(root, "main", "lib"))
+	write(filepath.Join(submodule, ".git"), "gitdir: ../.git/modules/lib\n")
+	usual := mkdir(filepath.Join(root, "usual"))
+	mkdir(filepath.Join(usual, ".git"))
+	inside := mkdir(filepath.Join(root, "inside"))
+	write(filepath.Join(inside, ".git"), "gitdir: .git-dir\n")
+	plain := mkdir(filepath.Join(root, "plain"))
+
+	for _, tt := range []struct {
+		name, project, want string
+	}{
+		{"worktree", worktree, common},
+		{"submodule", submodule, filepath.Join(common, "modules", "lib")},
+		{"a .git directory", usual, ""},
+		{"a gitdir inside the project", inside, ""},
+		{"no git", plain, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m, ok := gitDirMount(tt.project)
+			if tt.want == "" {
+				if ok {
+					t.Errorf("got %+v, want no mount", m)
+				}
+				return
+			}
+			want := mounts.Mount{Type: mounts.Bind, Source: tt.want, Target: tt.want, Optional: true}
+			if !ok || m.Type != want.Type || m.Source != want.Source || m.Target != want.Target || m.ReadOnly || !m.Optional {
+				t.Errorf("got %+v (%v), want %+v", m, ok, want)
+			}
+		})
+	}
+}
