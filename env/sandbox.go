@@ -269,9 +269,13 @@ func (e *Environment) Ports() ([]network.Port, error) {
 // file naming a directory outside it, as 'git worktree add' and submodules
 // make: the directory holds the repository, without which git inside
 // finds none. It is the repository's common directory for a worktree, and
-// the gitdir itself otherwise, mounted read-write at its own path.
+// the gitdir itself for a submodule, mounted read-write at its own path.
+// Only a directory that names the project back is mounted (a worktree's
+// "gitdir" file, a submodule's core.worktree), so that a .git file alone
+// cannot bring any host directory in.
 func gitDirMount(project string) (mounts.Mount, bool) {
-	b, err := os.ReadFile(filepath.Join(project, ".git"))
+	dotGit := filepath.Join(project, ".git")
+	b, err := os.ReadFile(dotGit)
 	if err != nil { // no .git, or the usual .git directory
 		return mounts.Mount{}, false
 	}
@@ -280,13 +284,47 @@ func gitDirMount(project string) (mounts.Mount, bool) {
 		return mounts.Mount{}, false
 	}
 	dir := resolveFrom(project, strings.TrimSpace(gitdir))
-	if c, err := os.ReadFile(filepath.Join(dir, "commondir")); err == nil {
-		dir = resolveFrom(dir, strings.TrimSpace(string(c)))
+	if back, err := os.ReadFile(filepath.Join(dir, "gitdir")); err == nil {
+		// A worktree: its directory in the repository names its .git file.
+		common, err := os.ReadFile(filepath.Join(dir, "commondir"))
+		if err != nil || !samePath(resolveFrom(dir, strings.TrimSpace(string(back))), dotGit) {
+			return mounts.Mount{}, false
+		}
+		dir = resolveFrom(dir, strings.TrimSpace(string(common)))
+	} else if wt, ok := coreWorktree(filepath.Join(dir, "config")); !ok || !samePath(resolveFrom(dir, wt), project) {
+		return mounts.Mount{}, false // not a submodule's directory either
 	}
 	if rel, err := filepath.Rel(project, dir); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
 		return mounts.Mount{}, false // inside the project, which is mounted
 	}
 	return mounts.Mount{Type: mounts.Bind, Source: dir, Target: dir, Optional: true}, true
+}
+
+// coreWorktree is core.worktree from the git config file at path.
+func coreWorktree(path string) (string, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", false
+	}
+	section := ""
+	for line := range strings.Lines(string(b)) {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "[") {
+			section = strings.ToLower(strings.Trim(line, "[] "))
+			continue
+		}
+		if k, v, ok := strings.Cut(line, "="); ok && section == "core" && strings.EqualFold(strings.TrimSpace(k), "worktree") {
+			return strings.TrimSpace(v), true
+		}
+	}
+	return "", false
+}
+
+// samePath reports whether a and b name the same file.
+func samePath(a, b string) bool {
+	x, errA := os.Stat(a)
+	y, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(x, y)
 }
 
 // resolveFrom is path, made absolute against dir when it is relative.

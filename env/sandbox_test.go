@@ -26,20 +26,27 @@ func TestGitDirMount(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The main repository, with a worktree's own directory and a submodule's.
+	// The main repository, with a worktree's own directory and a
+	// submodule's, as git makes them: each names its work tree back.
 	common := mkdir(filepath.Join(root, "main", ".git"))
-	write(filepath.Join(mkdir(filepath.Join(common, "worktrees", "feature")), "commondir"), "../..\n")
-	mkdir(filepath.Join(common, "modules", "lib"))
-
 	worktree := mkdir(filepath.Join(root, "feature"))
-	write(filepath.Join(worktree, ".git"), "gitdir: "+filepath.Join(common, "worktrees", "feature")+"\n")
+	wtDir := mkdir(filepath.Join(common, "worktrees", "feature"))
+	write(filepath.Join(wtDir, "commondir"), "../..\n")
+	write(filepath.Join(wtDir, "gitdir"), filepath.Join(worktree, ".git")+"\n")
+	write(filepath.Join(worktree, ".git"), "gitdir: "+wtDir+"\n")
 	submodule := mkdir(filepath.Join(root, "main", "lib"))
+	write(filepath.Join(mkdir(filepath.Join(common, "modules", "lib")), "config"), "[core]\n\tbare = false\n\tworktree = ../../../lib\n")
 	write(filepath.Join(submodule, ".git"), "gitdir: ../.git/modules/lib\n")
 	usual := mkdir(filepath.Join(root, "usual"))
 	mkdir(filepath.Join(usual, ".git"))
 	inside := mkdir(filepath.Join(root, "inside"))
 	write(filepath.Join(inside, ".git"), "gitdir: .git-dir\n")
 	plain := mkdir(filepath.Join(root, "plain"))
+	// .git files that name directories which do not name them back.
+	elsewhere := mkdir(filepath.Join(root, "elsewhere"))
+	write(filepath.Join(elsewhere, ".git"), "gitdir: "+mkdir(filepath.Join(root, "host-secrets"))+"\n")
+	borrowed := mkdir(filepath.Join(root, "borrowed"))
+	write(filepath.Join(borrowed, ".git"), "gitdir: "+wtDir+"\n")
 
 	for _, tt := range []struct {
 		name, project, want string
@@ -49,6 +56,8 @@ func TestGitDirMount(t *testing.T) {
 		{"a .git directory", usual, ""},
 		{"a gitdir inside the project", inside, ""},
 		{"no git", plain, ""},
+		{"a directory that is no git directory", elsewhere, ""},
+		{"another worktree's directory", borrowed, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			m, ok := gitDirMount(tt.project)
