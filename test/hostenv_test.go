@@ -58,7 +58,7 @@ func TestHostIntegration(t *testing.T) {
 	}
 	for k, want := range map[string]string{
 		"LANG": "C.UTF-8", "TZ": "Europe/Paris", "FROM_CONFIG": "yes",
-		"SSH_AUTH_SOCK": "/run/host-services/ssh-auth.sock", "DEVBOX_TEST_IMAGE": "busybox",
+		"SSH_AUTH_SOCK": "/run/host-services/ssh-auth.sock", "DEVBOX_TEST_IMAGE": "busybox", "DEVBOX": "1",
 	} {
 		if vars[k] != want {
 			t.Errorf("%s = %q inside, want %q", k, vars[k], want)

@@ -37,10 +37,11 @@ the image digest and the archives' checksums; --frozen refuses to change it.
 
 Inside, you are yourself (same uid and gid), the project directory is mounted
 at the same path and is the working directory (or the subdirectory you are
-in), HOME is a per-project home, and only TERM, LANG, LC_ALL, TZ and COLORTERM
-come from the host's environment. Your git configuration and
-~/.ssh/known_hosts are there read-only, and your SSH agent is forwarded. A
-project that is a git worktree or a submodule gets its repository mounted too.`,
+in), HOME is a per-project home, DEVBOX=1 tells scripts they run inside, and
+only TERM, LANG, LC_ALL, TZ and COLORTERM come from the host's environment.
+Your git configuration and ~/.ssh/known_hosts are there read-only, and your
+SSH agent is forwarded. A project that is a git worktree or a submodule gets
+its repository mounted too.`,
 		Example: `  devbox run -- make test
   devbox run test                    # the [scripts] entry "test"
   devbox run -- sh -c 'id -u; pwd; ls'
