@@ -139,6 +139,26 @@ func TestRunGitWorktree(t *testing.T) {
 	}
 }
 
+// TestRunShellWorkdir: with [shell] workdir, the project is mounted there
+// instead of at its own path, and a run from a subdirectory starts in the
+// same subdirectory of it; what is written there lands in the project.
+func TestRunShellWorkdir(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "")
+	e.writeConfig(t, "[image]\nref = \""+imageRef(suite.registry, "busybox")+"\"\n\n[shell]\nworkdir = \"/src\"\n")
+	sub := filepath.Join(e.Project, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := runDevbox(t, e, sub, "run", "--", "sh", "-c", "pwd; echo made-inside > /src/sub/made")
+	if got := lines(r.Stdout); r.Code != 0 || !slices.Equal(got, []string{"/src/sub"}) {
+		t.Errorf("from the project's sub: output %q, want /src/sub; %s", got, r)
+	}
+	if b, err := os.ReadFile(filepath.Join(sub, "made")); err != nil || string(b) != "made-inside\n" {
+		t.Errorf("the file written at /src/sub is %q (%v) in the project, want made-inside", b, err)
+	}
+}
+
 func TestRunExitCodes(t *testing.T) {
 	t.Parallel()
 	// One environment for all cases: the first pulls, the others reuse the
