@@ -42,9 +42,7 @@ func decodeConfig(d *wire.Decoder) *Config {
 	c.Image.Ref = d.String()
 	c.Image.Platform = d.String()
 	c.Tools.Packages = d.Strings()
-	if n, isNil := d.Len(9); !isNil {
-		c.Tools.Archive = make([]ArchiveConfig, n)
-	}
+	c.Tools.Archive = wire.Slice[ArchiveConfig](d, 9)
 	for i := range c.Tools.Archive {
 		a := &c.Tools.Archive[i]
 		a.Name = d.String()
@@ -61,9 +59,7 @@ func decodeConfig(d *wire.Decoder) *Config {
 	c.Shell.Program = d.String()
 	c.Env = d.Map()
 	c.Scripts = d.Map()
-	if n, isNil := d.Len(3); !isNil {
-		c.Mounts = make([]MountConfig, n)
-	}
+	c.Mounts = wire.Slice[MountConfig](d, 3)
 	for i := range c.Mounts {
 		m := &c.Mounts[i]
 		m.Source = d.String()
@@ -93,9 +89,7 @@ func decodeLock(d *wire.Decoder) *Lock {
 	l := &Lock{Version: int(d.Int())}
 	l.Image.Ref = d.String()
 	l.Image.Digests = d.Map()
-	if n, isNil := d.Len(3); !isNil {
-		l.Archive = make([]LockEntry, n)
-	}
+	l.Archive = wire.Slice[LockEntry](d, 3)
 	for i := range l.Archive {
 		a := &l.Archive[i]
 		a.Name = d.String()

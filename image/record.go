@@ -121,9 +121,7 @@ func decodeImage(d *wire.Decoder) *Image {
 	c.MacAddress = d.String()
 	c.StopSignal = d.String()
 	c.Shell = d.Strings()
-	if n, isNil := d.Len(6); !isNil {
-		img.Layers = make([]Layer, n)
-	}
+	img.Layers = wire.Slice[Layer](d, 6)
 	for i := range img.Layers {
 		l := &img.Layers[i]
 		l.Digest = decodeHash(d)

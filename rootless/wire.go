@@ -67,9 +67,7 @@ func (s *Spec) UnmarshalBinary(b []byte) error {
 		return fmt.Errorf("spec: version %d, want %d (devbox and its init program differ)", v, specVersion)
 	}
 	*s = Spec{RootDir: d.String()}
-	if n, isNil := d.Len(11); !isNil {
-		s.Mounts = make([]mounts.Mount, n)
-	}
+	s.Mounts = wire.Slice[mounts.Mount](d, 11)
 	for i := range s.Mounts {
 		m := &s.Mounts[i]
 		m.Type = mounts.Type(d.String())

@@ -137,6 +137,16 @@ func (d *Decoder) Len(size int) (n int, isNil bool) {
 	return int(v - 1), false
 }
 
+// Slice reads a list's length as Len does and makes the list, nil or of
+// that many zero items, for the caller to fill in order.
+func Slice[T any](d *Decoder, size int) []T {
+	n, isNil := d.Len(size)
+	if isNil {
+		return nil
+	}
+	return make([]T, n)
+}
+
 func (d *Decoder) Bool() bool { return d.Below(2) == 1 }
 
 func (d *Decoder) String() string {
@@ -154,11 +164,7 @@ func (d *Decoder) String() string {
 }
 
 func (d *Decoder) Strings() []string {
-	n, isNil := d.Len(1)
-	if isNil {
-		return nil
-	}
-	ss := make([]string, n)
+	ss := Slice[string](d, 1)
 	for i := range ss {
 		ss[i] = d.String()
 	}
