@@ -83,8 +83,11 @@ func (b *Builder) Prepare(ctx context.Context, cfg *Config, opts PrepareOptions)
 		return nil, err
 	}
 	defer release()
-	lockPath := filepath.Join(cfg.Dir(), LockFileName)
-	lock, err := readLockCached(b.Dirs, lockPath)
+	project, err := OpenProject(b.Dirs, cfg.Dir())
+	if err != nil {
+		return nil, err
+	}
+	lock, err := readLockCached(project)
 	if err != nil {
 		return nil, err
 	}
@@ -100,10 +103,6 @@ func (b *Builder) Prepare(ctx context.Context, cfg *Config, opts PrepareOptions)
 		return nil, err
 	}
 	shas, err := b.resolveArchives(ctx, cfg, lock, opts.Frozen)
-	if err != nil {
-		return nil, err
-	}
-	project, err := OpenProject(b.Dirs, cfg.Dir())
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +127,7 @@ func (b *Builder) Prepare(ctx context.Context, cfg *Config, opts PrepareOptions)
 	if opts.Frozen {
 		return e, nil
 	}
-	if err := e.Lock.Write(lockPath); err != nil {
+	if err := e.Lock.Write(filepath.Join(cfg.Dir(), LockFileName)); err != nil {
 		return nil, fmt.Errorf("write %s: %w", LockFileName, err)
 	}
 	return e, nil

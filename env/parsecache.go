@@ -16,10 +16,10 @@ var (
 	lockCodec   = parsecache.Codec[*Lock]{Encode: encodeLock, Decode: decodeLock}
 )
 
-// parseCacheDir is where the parses of the files of the project in dir
-// are kept.
-func parseCacheDir(dirs Dirs, dir string) string {
-	return filepath.Join(projectStateDir(dirs, dir), "parsed")
+// parseCacheDir is where the parses of a project's files are kept, in its
+// state directory.
+func parseCacheDir(stateDir string) string {
+	return filepath.Join(stateDir, "parsed")
 }
 
 // LoadCached is Load, through the parse cache of the project's state in
@@ -29,7 +29,7 @@ func LoadCached(dirs Dirs, path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := parsecache.Parse(abs, filepath.Join(parseCacheDir(dirs, filepath.Dir(abs)), FileName),
+	cfg, err := parsecache.Parse(abs, filepath.Join(parseCacheDir(projectStateDir(dirs, filepath.Dir(abs))), FileName),
 		func(src []byte) (*Config, error) { return Parse(abs, src) }, configCodec)
 	if err != nil {
 		return nil, err
@@ -40,10 +40,10 @@ func LoadCached(dirs Dirs, path string) (*Config, error) {
 	return cfg, nil
 }
 
-// readLockCached is ReadLock, through the parse cache of the project in
-// dir (the directory of path).
-func readLockCached(dirs Dirs, path string) (*Lock, error) {
-	l, err := parsecache.Parse(path, filepath.Join(parseCacheDir(dirs, filepath.Dir(path)), LockFileName),
+// readLockCached is ReadLock of p's devbox.lock, through p's parse cache.
+func readLockCached(p *Project) (*Lock, error) {
+	path := filepath.Join(p.Dir, LockFileName)
+	l, err := parsecache.Parse(path, filepath.Join(parseCacheDir(p.StateDir), LockFileName),
 		func(src []byte) (*Lock, error) { return parseLock(path, src) }, lockCodec)
 	if os.IsNotExist(err) {
 		return nil, nil

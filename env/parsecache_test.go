@@ -46,7 +46,7 @@ func TestLoadCached(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cache := filepath.Join(parseCacheDir(dirs, project), FileName)
+	cache := filepath.Join(parseCacheDir(projectStateDir(dirs, project)), FileName)
 	if _, err := os.Stat(cache); err != nil {
 		t.Fatalf("no parse cached: %v", err)
 	}
@@ -105,7 +105,7 @@ func TestLoadCachedRacy(t *testing.T) {
 	if _, err := LoadCached(dirs, path); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(parseCacheDir(dirs, project), FileName)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(parseCacheDir(projectStateDir(dirs, project)), FileName)); !os.IsNotExist(err) {
 		t.Errorf("a file changed a moment ago was cached (%v): an edit within its timestamps' resolution would go unseen", err)
 	}
 }
@@ -115,7 +115,11 @@ func TestReadLockCached(t *testing.T) {
 	dirs := Dirs{Cache: t.TempDir(), Data: t.TempDir()}
 	project := t.TempDir()
 	path := filepath.Join(project, LockFileName)
-	if l, err := readLockCached(dirs, path); l != nil || err != nil {
+	p, err := OpenProject(dirs, project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, err := readLockCached(p); l != nil || err != nil {
 		t.Fatalf("missing lock = %v, %v; want nil, nil", l, err)
 	}
 	lock := &Lock{Version: lockVersion, Image: LockImage{Ref: "busybox", Digests: map[string]string{"linux/amd64": "sha256:" + strings.Repeat("0", 64)}}}
@@ -125,7 +129,7 @@ func TestReadLockCached(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 2; i++ {
-		got, err := readLockCached(dirs, path)
+		got, err := readLockCached(p)
 		if err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("read %d: %+v, %v; want %+v", i, got, err, want)
 		}

@@ -347,8 +347,8 @@ func configMounts(cfg *Config) ([]mounts.Mount, error) {
 				return nil, err
 			}
 			src = filepath.Join(home, rest)
-		} else if !filepath.IsAbs(src) {
-			src = filepath.Join(cfg.Dir(), src)
+		} else {
+			src = resolveFrom(cfg.Dir(), src)
 		}
 		if _, err := os.Stat(src); err != nil {
 			return nil, fmt.Errorf("%s: mounts[%d].source: %s does not exist on the host", displayName(cfg.Path), i, src)
