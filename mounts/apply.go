@@ -118,7 +118,7 @@ func apply(root *os.File, m Mount) error {
 		return fail("mount", err)
 	}
 	if m.ReadOnly {
-		if err := remountReadOnly(root, m.Target); err != nil {
+		if err := readOnly(root, m.Target, m.Recursive); err != nil {
 			return fail("remount", err)
 		}
 	}
@@ -213,16 +213,110 @@ func openInRootCompat(root *os.File, path string) (int, error) {
 	return fd, nil
 }
 
-// remountReadOnly makes the mount at target read-only. A bind mount made in
-// a user namespace keeps the flags the host locked on it (nosuid, nodev,
-// noexec, atime), and a remount that drops any of them is refused, so they
-// are read back and kept.
-func remountReadOnly(root *os.File, target string) error {
+// readOnly makes the mount at target inside root read-only, and every
+// mount beneath it when recursive: a recursive bind brings the source's
+// submounts along, and making only the top read-only would leave them
+// writable (the host's /sys/fs/cgroup under a read-only /sys, a disk
+// mounted under a read-only [mounts] directory).
+func readOnly(root *os.File, target string, recursive bool) error {
 	fd, err := openInRoot(root, target)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
+	return setReadOnly(fd, recursive)
+}
+
+// setReadOnly makes the mount fd is on read-only, with the mounts beneath
+// it when recursive. mount_setattr (Linux 5.12) sets that one attribute on
+// the whole tree in a call and leaves the flags the host locked alone; on
+// an older kernel, or where a seccomp profile refuses it, every mount is
+// remounted instead.
+func setReadOnly(fd int, recursive bool) error {
+	flags := unix.AT_EMPTY_PATH
+	if recursive {
+		flags |= unix.AT_RECURSIVE
+	}
+	err := unix.MountSetattr(fd, "", uint(flags), &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY})
+	if !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EPERM) {
+		return err
+	}
+	return remountReadOnly(fd, recursive)
+}
+
+// remountReadOnly is setReadOnly by mount(2): the mount fd is on first,
+// then, when recursive, each mount /proc/self/mountinfo lists beneath it.
+func remountReadOnly(fd int, recursive bool) error {
+	if err := remountFdReadOnly(fd); err != nil {
+		return err
+	}
+	if !recursive {
+		return nil
+	}
+	top, err := os.Readlink(procFdPath(fd))
+	if err != nil {
+		return err
+	}
+	info, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	for _, mp := range mountPointsUnder(info, top) {
+		sub, err := unix.Open(mp, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return &os.PathError{Op: "open", Path: mp, Err: err}
+		}
+		err = remountFdReadOnly(sub)
+		unix.Close(sub)
+		if err != nil {
+			return &os.PathError{Op: "remount", Path: mp, Err: err}
+		}
+	}
+	return nil
+}
+
+// mountPointsUnder returns the mount points in mountinfo strictly beneath
+// dir, in the order listed (a parent before its children).
+func mountPointsUnder(mountinfo []byte, dir string) []string {
+	prefix := strings.TrimSuffix(dir, "/") + "/"
+	var under []string
+	for line := range strings.Lines(string(mountinfo)) {
+		fields := strings.Fields(line)
+		if len(fields) < 5 {
+			continue
+		}
+		if mp := unescapeMountinfo(fields[4]); strings.HasPrefix(mp, prefix) {
+			under = append(under, mp)
+		}
+	}
+	return under
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 for a space) that
+// /proc/self/mountinfo uses for white space and backslashes in paths.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// remountFdReadOnly remounts the mount fd is on read-only. A bind mount
+// made in a user namespace keeps the flags the host locked on it (nosuid,
+// nodev, noexec, atime), and a remount that drops any of them is refused,
+// so they are read back and kept.
+func remountFdReadOnly(fd int) error {
 	var st unix.Statfs_t
 	if err := unix.Fstatfs(fd, &st); err != nil {
 		return err

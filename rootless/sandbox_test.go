@@ -450,6 +450,37 @@ func TestHostileImageSymlinks(t *testing.T) {
 	}
 }
 
+// TestSysReadOnly: /sys is read-only inside with every mount the host has
+// beneath it, such as its cgroup hierarchy and tracefs.
+func TestSysReadOnly(t *testing.T) {
+	layer := busyboxLayer(t)
+	code, out, stderr := run(t, sandbox(t, []string{layer}, "cat", "/proc/self/mountinfo"))
+	if code != 0 {
+		t.Fatalf("status %d: %s", code, stderr)
+	}
+	var sys, under int
+	for line := range strings.Lines(out) {
+		f := strings.Fields(line)
+		if len(f) < 6 || (f[4] != "/sys" && !strings.HasPrefix(f[4], "/sys/")) {
+			continue
+		}
+		if f[4] == "/sys" {
+			sys++
+		} else {
+			under++
+		}
+		if !slices.Contains(strings.Split(f[5], ","), "ro") {
+			t.Errorf("%s is mounted %s inside, want ro", f[4], f[5])
+		}
+	}
+	if sys == 0 {
+		t.Fatalf("no /sys inside:\n%s", out)
+	}
+	if under == 0 {
+		t.Skip("the host has no mounts beneath /sys to check")
+	}
+}
+
 // TestRootEmulation: as root inside, chown to ids that are not mapped
 // fails with EINVAL, unless root emulation fakes success.
 func TestRootEmulation(t *testing.T) {
