@@ -118,6 +118,10 @@ func (p *Project) WorkDir() string { return filepath.Join(p.StateDir, "work") }
 // HomeDir is the project's home directory, mounted as the user's home.
 func (p *Project) HomeDir() string { return filepath.Join(p.StateDir, "home") }
 
+// ShareSocket is where the sandbox that uses the writable layer listens
+// for commands that join it (rootless.Join).
+func (p *Project) ShareSocket() string { return filepath.Join(p.StateDir, "sandbox.sock") }
+
 // RootDir is the mount point of the root filesystem; it stays empty on the
 // host.
 func (p *Project) RootDir() string { return filepath.Join(p.StateDir, "root") }

@@ -58,6 +58,10 @@ type Invocation struct {
 	// Ephemeral gives the sandbox a throwaway writable layer: nothing it
 	// changes outside the work tree and home outlives it.
 	Ephemeral bool
+	// Join: while another sandbox of the project runs on its writable
+	// layer, the command joins that sandbox (SandboxSpec's join) rather
+	// than getting a throwaway layer of its own.
+	Join bool
 	// Terminal and TerminalOutput: see rootless.Process.
 	Terminal, TerminalOutput bool
 	Rows, Cols               uint16
@@ -101,23 +105,34 @@ func hostIntegration(u User) ([]mounts.Mount, string) {
 }
 
 // SandboxSpec describes the sandbox that runs inv in e. The caller runs
-// cleanup once the sandbox has ended.
-func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, cleanup func(), err error) {
+// cleanup once the sandbox has ended. A sandbox on the project's writable
+// layer shares itself with commands that join it. With inv.Join, while
+// such a sandbox runs, join is its socket and spec is the command to run
+// there (rootless.Join); if that sandbox refuses, SandboxSpec again
+// without Join gives a sandbox of its own.
+func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, join string, cleanup func(), err error) {
 	cfg := e.Config
 	if inv.Root {
 		u = User{Name: "root", Home: "/root"}
 	}
 	network, err := networkMode(cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, "", nil, err
 	}
 	userMounts, err := configMounts(cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, "", nil, err
 	}
-	view, cleanup, err := rootView(e, inv)
+	view, running, cleanup, err := rootView(e, inv)
 	if err != nil {
-		return nil, nil, err
+		return nil, "", nil, err
+	}
+	share := ""
+	if !running && view.Upper == e.Project.UpperDir() && e.RootFS != mounts.RootFSCopy {
+		share = e.Project.ShareSocket()
+	}
+	if running {
+		join = e.Project.ShareSocket()
 	}
 	view.WorkTree = e.Project.Dir
 	view.WorkTreeTarget = cfg.Shell.Workdir
@@ -139,6 +154,7 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, c
 	}
 	userns := usernsMode(cfg)
 	return &rootless.Spec{
+		Share:    share,
 		RootDir:  e.Project.RootDir(),
 		Mounts:   mounts.Plan(view),
 		Hostname: "devbox",
@@ -157,7 +173,7 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, c
 			Rows:           inv.Rows,
 			Cols:           inv.Cols,
 		},
-	}, cleanup, nil
+	}, join, cleanup, nil
 }
 
 // throwawayPrefix names the throwaway writable layers in a project's state
@@ -173,23 +189,26 @@ const throwawayPrefix = ".tmp-ephemeral-"
 // leaves two overlays on one upper directory undefined, and in practice
 // the second one's mount resets the work directory under the first, whose
 // next copy-up fails (EPERM, ENOENT). The sandbox holds upper.lock until
-// cleanup; a sandbox started beside it gets a throwaway layer, and
-// inv.Log says so. A root one is refused instead: root inside is how a
-// user installs into the project's layer, and would lose the install.
-func rootView(e *Environment, inv Invocation) (mounts.View, func(), error) {
-	view := mounts.View{Layers: e.Layers, RootFS: e.RootFS, FuseHelper: e.FuseHelper,
+// cleanup. With inv.Join, a command started beside it joins it (running
+// is true). Otherwise it gets a throwaway layer, and inv.Log says so; a
+// root one is refused instead: root inside is how a user installs into
+// the project's layer, and would lose the install.
+func rootView(e *Environment, inv Invocation) (view mounts.View, running bool, cleanup func(), err error) {
+	view = mounts.View{Layers: e.Layers, RootFS: e.RootFS, FuseHelper: e.FuseHelper,
 		Upper: e.Project.UpperDir(), Work: e.Project.WorkDir()}
 	ephemeral := inv.Ephemeral
 	if !ephemeral && e.RootFS != mounts.RootFSCopy {
 		release, err := fsutil.TryLock(filepath.Join(e.Project.StateDir, "upper.lock"))
 		switch {
 		case err == nil:
-			return view, release, nil
+			return view, false, release, nil
 		case !errors.Is(err, fsutil.ErrLocked):
-			return view, nil, err
+			return view, false, nil, err
+		case inv.Join:
+			return view, true, func() {}, nil
 		}
 		if inv.Root {
-			return view, nil, errors.New("another sandbox of this project is running and uses its writable layer, which takes the changes of one sandbox at a time: end it first so that what runs as root here persists, or add --ephemeral")
+			return view, false, nil, errors.New("another sandbox of this project is running and uses its writable layer, which takes the changes of one sandbox at a time: end it first so that what runs as root here persists, or add --ephemeral")
 		}
 		ephemeral = true
 		if inv.Log != nil {
@@ -199,27 +218,27 @@ func rootView(e *Environment, inv Invocation) (mounts.View, func(), error) {
 	if ephemeral {
 		tmp, err := os.MkdirTemp(e.Project.StateDir, throwawayPrefix)
 		if err != nil {
-			return view, nil, err
+			return view, false, nil, err
 		}
 		cleanup := func() { removeTree(tmp) }
 		view.Upper, view.Work, view.Flat = filepath.Join(tmp, "upper"), filepath.Join(tmp, "work"), filepath.Join(tmp, "flat")
 		for _, d := range []string{view.Upper, view.Work, view.Flat} {
 			if err := os.Mkdir(d, 0o755); err != nil {
 				cleanup()
-				return view, nil, err
+				return view, false, nil, err
 			}
 		}
 		if e.RootFS == mounts.RootFSCopy {
 			if err := mounts.Flatten(e.Layers, view.Flat); err != nil {
 				cleanup()
-				return view, nil, err
+				return view, false, nil, err
 			}
 		}
-		return view, cleanup, nil
+		return view, false, cleanup, nil
 	}
 	flat, err := e.Project.flatCopy(e.Layers)
 	view.Flat = flat
-	return view, func() {}, err
+	return view, false, func() {}, err
 }
 
 // networkMode maps [network] mode to the sandbox's.

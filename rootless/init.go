@@ -50,7 +50,7 @@ func Init() int {
 	sigs := make(chan os.Signal, 16)
 	handled := make(chan struct{})
 	go func() {
-		signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH)
+		signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH, unix.SIGIO)
 		close(handled)
 	}()
 	syncPipe := os.NewFile(fdSync, "sync")
@@ -68,6 +68,14 @@ func Init() int {
 		return fail(fmt.Errorf("read spec: %w", err))
 	}
 	specFile.Close()
+	// The directory of the joiners' socket, opened while the host's is at
+	// hand; the socket is made once the command runs, off its way.
+	shareDir := -1
+	if spec.Share != "" {
+		if shareDir, err = unix.Open(filepath.Dir(spec.Share), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+			return fail(&os.PathError{Op: "open", Path: filepath.Dir(spec.Share), Err: err})
+		}
+	}
 	if err := setup(&spec); err != nil {
 		return fail(err)
 	}
@@ -76,7 +84,7 @@ func Init() int {
 		return fail(err)
 	}
 	<-handled
-	pid, status, err := startCommand(&spec, stdio)
+	pid, status, err := startCommand(&spec, stdio, false)
 	if err != nil && status != 0 {
 		// The command could not be executed: say why on its stderr, and
 		// exit as a shell would (127 not found, 126 not executable).
@@ -92,7 +100,11 @@ func Init() int {
 	for _, f := range stdio {
 		f.Close()
 	}
-	status = reap(pid, sigs)
+	j := newJoined()
+	if shareDir >= 0 {
+		go j.serve(shareDir, filepath.Base(spec.Share), &spec)
+	}
+	status = reap(pid, sigs, j)
 	// Everything in the sandbox is gone: the parent may return now, while
 	// the kernel tears the namespaces down as this process exits.
 	sendMessage(syncPipe, message{Type: msgExited, Status: status})
@@ -239,14 +251,15 @@ func closeExecFrom(from int) error {
 // one only. In a subuid sandbox pid 1 is root and a user's command gets a
 // nested namespace that maps every id to one of pid 1's. It returns pid 0
 // and the shell's status when the command cannot be executed, with an
-// error saying why.
-func startCommand(spec *Spec, stdio []*os.File) (int, int, error) {
+// error saying why. newSession starts the command in a session of its own,
+// as a joined command is.
+func startCommand(spec *Spec, stdio []*os.File, newSession bool) (int, int, error) {
 	p := spec.Process
 	path, status, err := lookPath(p.Args[0], p.Env)
 	if err != nil {
 		return 0, status, err
 	}
-	attr := &syscall.SysProcAttr{}
+	attr := &syscall.SysProcAttr{Setsid: newSession}
 	if p.Terminal {
 		// The command leads a new session whose controlling terminal is
 		// the sandbox's pty, so job control works inside.
@@ -328,13 +341,18 @@ func lookPath(name string, env []string) (string, int, error) {
 }
 
 // reap is pid 1's loop: it forwards signals to the command, reaps every
-// process that exits (orphans are re-parented to pid 1), and when the
-// command itself exits, kills whatever it left behind and returns its
-// status. The goroutine that forwards signals is left running: pid 1 exits
-// right after, and signal.Stop would wait for the signal loop.
-func reap(pid int, sigs chan os.Signal) int {
+// process that exits (orphans are re-parented to pid 1), hands joined
+// commands' statuses to j, and when the command itself exits, kills
+// whatever is left in the sandbox and returns its status. The goroutine
+// that forwards signals, and accepts joiners on SIGIO, is left running:
+// pid 1 exits right after, and signal.Stop would wait for the signal loop.
+func reap(pid int, sigs chan os.Signal, j *joined) int {
 	go func() {
 		for s := range sigs {
+			if s == unix.SIGIO {
+				j.acceptAll()
+				continue
+			}
 			unix.Kill(pid, s.(syscall.Signal))
 		}
 	}()
@@ -348,18 +366,23 @@ func reap(pid int, sigs chan os.Signal) int {
 		if err != nil { // ECHILD: nothing is left
 			break
 		}
-		if wpid != pid {
-			continue
-		}
+		s := -1
 		switch {
 		case ws.Exited():
-			status = ws.ExitStatus()
+			s = ws.ExitStatus()
 		case ws.Signaled():
-			status = 128 + int(ws.Signal())
+			s = 128 + int(ws.Signal())
 		}
+		if wpid != pid {
+			j.exited(wpid, s)
+			continue
+		}
+		status = s
 		// Nothing the command started may outlive it: as pid 1, kill(-1)
-		// reaches every other process in the sandbox.
+		// reaches every other process in the sandbox, joined ones too.
+		j.end()
 		unix.Kill(-1, unix.SIGKILL)
 	}
+	j.wait()
 	return status
 }

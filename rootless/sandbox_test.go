@@ -835,3 +835,124 @@ func TestSignalBeforeRun(t *testing.T) {
 		})
 	}
 }
+
+// TestJoin: a sandbox with Share runs the commands that join it in its
+// own namespaces, each with its own streams, identity and status, and
+// ends them with itself; one with another view is refused.
+func TestJoin(t *testing.T) {
+	layer := busyboxLayer(t)
+	owner := sandbox(t, []string{layer}, "sh", "-c", "echo owned > /tmp/x; echo $$ > /tmp/owner-pid; cat > /dev/null")
+	owner.Share = filepath.Join(t.TempDir(), "sandbox.sock")
+	in, feed, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer feed.Close()
+	null, _ := os.Open(os.DevNull)
+	defer null.Close()
+	ownerDone := make(chan int, 1)
+	go func() {
+		code, err := Run(context.Background(), owner, IO{In: in, Out: null, Err: null}, nil)
+		if err != nil {
+			t.Errorf("the owner's Run: %v", err)
+		}
+		ownerDone <- code
+	}()
+	join := func(t *testing.T, uid uint32, args ...string) (int, string, error) {
+		t.Helper()
+		spec := *owner
+		spec.Share = ""
+		spec.Process.Args, spec.Process.UID, spec.Process.GID = args, uid, uid
+		spec.Process.RootEmulation = uid == 0
+		if uid == 0 {
+			spec.Process.GID = 0
+		} else {
+			spec.Process.GID = uint32(os.Getgid())
+		}
+		out, err := os.Create(filepath.Join(t.TempDir(), "out"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.Close()
+		code, err := Join(context.Background(), owner.Share, &spec, IO{In: null, Out: out, Err: out})
+		b, _ := os.ReadFile(out.Name())
+		return code, string(b), err
+	}
+	user := uint32(os.Getuid())
+
+	t.Run("shares the sandbox", func(t *testing.T) {
+		// The owner's /tmp and its pid namespace, where the owner's shell
+		// is a sibling of this one.
+		code, out, err := join(t, user, "sh", "-c", "until [ -e /tmp/x ]; do sleep 0.01; done; cat /tmp/x; test -d /proc/$(cat /tmp/owner-pid) && echo sees-owner; id -u")
+		if err != nil || code != 0 || out != fmt.Sprintf("owned\nsees-owner\n%d\n", user) {
+			t.Errorf("Join = %d, %v, output %q", code, err, out)
+		}
+	})
+	t.Run("status", func(t *testing.T) {
+		if code, out, err := join(t, user, "sh", "-c", "exit 9"); err != nil || code != 9 {
+			t.Errorf("Join = %d, %v (%s); want 9", code, err, out)
+		}
+		if code, out, err := join(t, user, "no-such-command"); err != nil || code != 127 || !strings.Contains(out, "command not found") {
+			t.Errorf("Join = %d, %v (%s); want 127 and why", code, err, out)
+		}
+	})
+	t.Run("root with root emulation", func(t *testing.T) {
+		// The owner runs as the user: without the emulation this chown
+		// to an unmapped id fails.
+		code, out, err := join(t, 0, "sh", "-c", "touch /tmp/r && chown 5:5 /tmp/r && id -u")
+		if err != nil || code != 0 || out != "0\n" {
+			t.Errorf("Join as root = %d, %v, output %q", code, err, out)
+		}
+	})
+	t.Run("leftovers end with the joined command", func(t *testing.T) {
+		if code, out, err := join(t, user, "sh", "-c", "sleep 60 & echo $! > /tmp/left"); err != nil || code != 0 {
+			t.Fatalf("Join = %d, %v (%s)", code, err, out)
+		}
+		code, out, err := join(t, user, "sh", "-c", "if [ -d /proc/$(cat /tmp/left) ]; then echo alive; fi")
+		if err != nil || code != 0 || out != "" {
+			t.Errorf("the background sleep of an ended joined command: %q (%d, %v), want it gone", out, code, err)
+		}
+	})
+	t.Run("another view is refused", func(t *testing.T) {
+		spec := *owner
+		spec.Mounts = append(slices.Clone(owner.Mounts), mounts.Mount{Type: mounts.Tmpfs, Target: "/data"})
+		spec.Process.Args = []string{"touch", "/tmp/refused-ran"}
+		_, err := Join(context.Background(), owner.Share, &spec, IO{In: null, Out: null, Err: null})
+		var nj *NotJoinableError
+		if !errors.As(err, &nj) || !strings.Contains(err.Error(), "mounts differ") {
+			t.Errorf("Join with another mount: %v, want a NotJoinableError", err)
+		}
+		if code, _, _ := join(t, user, "test", "-e", "/tmp/refused-ran"); code == 0 {
+			t.Error("the refused command ran")
+		}
+	})
+	t.Run("ends with the sandbox", func(t *testing.T) {
+		type result struct {
+			code int
+			err  error
+		}
+		joined := make(chan result, 1)
+		go func() {
+			code, _, err := join(t, user, "sh", "-c", "touch /tmp/joined; sleep 60")
+			joined <- result{code, err}
+		}()
+		if code, out, err := join(t, user, "sh", "-c", "until [ -e /tmp/joined ]; do sleep 0.01; done"); code != 0 || err != nil {
+			t.Fatalf("waiting for the joined command: %d, %v (%s)", code, err, out)
+		}
+		feed.Close()
+		if code := <-ownerDone; code != 0 {
+			t.Errorf("the owner's status: %d", code)
+		}
+		select {
+		case r := <-joined:
+			if r.code != 137 || !errors.Is(r.err, ErrSandboxEnded) {
+				t.Errorf("the joined command of an ended sandbox: %d, %v; want 137 and ErrSandboxEnded", r.code, r.err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the joined command outlived its sandbox")
+		}
+		if _, _, err := join(t, user, "true"); !errors.As(err, new(*NotJoinableError)) {
+			t.Errorf("Join after the sandbox ended: %v, want a NotJoinableError", err)
+		}
+	})
+}

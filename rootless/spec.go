@@ -37,6 +37,10 @@ type Spec struct {
 	// User names the command's uid and gid in the sandbox's /etc/passwd
 	// and /etc/group; empty Name leaves the image's files alone.
 	User User `json:"user"`
+	// Share is a host path where pid 1 listens, once the command runs,
+	// for more commands to run in the same sandbox (Join); empty shares
+	// nothing.
+	Share string `json:"share,omitempty"`
 }
 
 // Process is the command a sandbox runs.

@@ -25,39 +25,54 @@ func openStdio(spec *Spec) ([]*os.File, error) {
 	if !spec.Process.Terminal {
 		return []*os.File{os.Stdin, os.Stdout, os.Stderr}, nil
 	}
-	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	master, slave, err := openPty(&spec.Process)
 	if err != nil {
 		return nil, err
 	}
 	defer master.Close()
-	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		return nil, &os.SyscallError{Syscall: "ioctl(TIOCSPTLCK)", Err: err}
-	}
-	// TIOCGPTPEER opens the slave through the master, never by a path that
-	// could be swapped.
-	sfd, _, errno := unix.Syscall(unix.SYS_IOCTL, master.Fd(), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
-	if errno != 0 {
-		return nil, &os.SyscallError{Syscall: "ioctl(TIOCGPTPEER)", Err: errno}
-	}
-	slave := os.NewFile(sfd, "pty")
-	if spec.Process.Rows > 0 && spec.Process.Cols > 0 {
-		unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: spec.Process.Rows, Col: spec.Process.Cols})
-	}
 	if err := unix.Sendmsg(fdPty, []byte{0}, unix.UnixRights(int(master.Fd())), nil, 0); err != nil {
 		slave.Close()
 		return nil, &os.SyscallError{Syscall: "sendmsg(pty)", Err: err}
 	}
 	unix.Close(fdPty)
-	stdio := []*os.File{slave, os.Stdout, os.Stderr}
-	if spec.Process.TerminalOutput {
+	return terminalStdio(&spec.Process, slave, os.Stdout, os.Stderr), nil
+}
+
+// openPty opens a pty of the sandbox's devpts, of p's size.
+func openPty(p *Process) (master, slave *os.File, err error) {
+	master, err = os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		master.Close()
+		return nil, nil, &os.SyscallError{Syscall: "ioctl(TIOCSPTLCK)", Err: err}
+	}
+	// TIOCGPTPEER opens the slave through the master, never by a path that
+	// could be swapped.
+	sfd, _, errno := unix.Syscall(unix.SYS_IOCTL, master.Fd(), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if errno != 0 {
+		master.Close()
+		return nil, nil, &os.SyscallError{Syscall: "ioctl(TIOCGPTPEER)", Err: errno}
+	}
+	if p.Rows > 0 && p.Cols > 0 {
+		unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: p.Rows, Col: p.Cols})
+	}
+	return master, os.NewFile(sfd, "pty"), nil
+}
+
+// terminalStdio is the command's standard streams with a terminal: the
+// pty's slave for input, for output with TerminalOutput, and for error too
+// unless the caller sent it elsewhere (2>errors.log).
+func terminalStdio(p *Process, slave, out, errOut *os.File) []*os.File {
+	stdio := []*os.File{slave, out, errOut}
+	if p.TerminalOutput {
 		stdio[1] = slave
-		// Standard error too, unless the caller sent it elsewhere
-		// (2>errors.log): pid 1 has the caller's.
-		if term.IsTerminal(int(os.Stderr.Fd())) {
+		if term.IsTerminal(int(errOut.Fd())) {
 			stdio[2] = slave
 		}
 	}
-	return stdio, nil
+	return stdio
 }
 
 // terminal is the parent's side of a sandbox's pty.

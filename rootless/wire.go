@@ -16,7 +16,7 @@ import (
 // is the one expected.
 
 // specVersion starts an encoded Spec.
-const specVersion = 2
+const specVersion = 3
 
 // MarshalBinary encodes s for the sandbox's pid 1.
 func (s *Spec) MarshalBinary() ([]byte, error) {
@@ -57,6 +57,7 @@ func (s *Spec) MarshalBinary() ([]byte, error) {
 	e.String(s.User.Name)
 	e.String(s.User.Home)
 	e.String(s.User.Shell)
+	e.String(s.Share)
 	return e.B, nil
 }
 
@@ -102,6 +103,7 @@ func (s *Spec) UnmarshalBinary(b []byte) error {
 	s.User.Name = d.String()
 	s.User.Home = d.String()
 	s.User.Shell = d.String()
+	s.Share = d.String()
 	if err := d.Done(); err != nil {
 		return fmt.Errorf("spec: %w", err)
 	}

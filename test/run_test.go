@@ -654,65 +654,115 @@ func TestShellPTY(t *testing.T) {
 	}
 }
 
-// Two sandboxes of one project at once: the second gets a throwaway
-// writable layer and says so (a root one is refused), and neither breaks
-// the other's writes outside the work tree. Before, the second overlay's mount reset the work
-// directory under the first, whose next copy-up failed.
-func TestRunConcurrentSandboxes(t *testing.T) {
+// TestRunJoinsRunningSandbox: a second `devbox run` of a project whose
+// sandbox runs joins it, as a second terminal's shell would: it shares the
+// writable layer, /tmp and processes, root included, and ends with it. One
+// that cannot join (devbox.toml changed, --ephemeral) gets a sandbox of its
+// own on a throwaway layer.
+func TestRunJoinsRunningSandbox(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, imageRef(suite.registry, "busybox"))
 	e.mustRun(t, "run", "--", "true")
 
-	// The first sandbox copies /usr/sbin up only once the second has run.
-	first := exec.Command(suite.bin, "run", "--", "sh", "-c",
-		"touch started; while [ ! -e second-done ]; do sleep 0.05; done; mkdir /usr/sbin/from-first && echo first-wrote")
-	first.Dir, first.Env = e.Project, e.environ()
-	var firstOut, firstErr bytes.Buffer
-	first.Stdout, first.Stderr = &firstOut, &firstErr
-	first.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := first.Start(); err != nil {
+	first, firstOut, done := startRun(t, e, "sh", "-c",
+		"echo $$ > /tmp/first-pid; touch started; while [ ! -e second-done ]; do sleep 0.05; done; "+
+			"mkdir /usr/sbin/from-first && echo first-wrote; cat /tmp/from-second; "+
+			"while [ ! -e end ]; do sleep 0.05; done")
+	waitFile(t, filepath.Join(e.Project, "started"), firstOut)
+
+	// Root joins too, and installs into the project's layer.
+	e.mustRun(t, "run", "--root", "--", "mkdir", "/usr/bin/from-root")
+	second := e.mustRun(t, "run", "--", "sh", "-c",
+		"mkdir /usr/bin/from-second && echo second-wrote > /tmp/from-second; "+
+			"cat /proc/$(cat /tmp/first-pid)/cmdline > /dev/null && echo sees-first; touch second-done")
+	if !strings.Contains(second.Stdout, "sees-first") || strings.Contains(second.Stderr, "throwaway") {
+		t.Errorf("the second run wants to join the first (its /tmp, its processes), with no notice; %s", second)
+	}
+	ephemeral := e.mustRun(t, "run", "--ephemeral", "--", "sh", "-c",
+		"test ! -e /tmp/from-second && mkdir /usr/bin/from-ephemeral && echo own-sandbox")
+	if !strings.Contains(ephemeral.Stdout, "own-sandbox") {
+		t.Errorf("--ephemeral beside a running sandbox wants one of its own; %s", ephemeral)
+	}
+	// devbox.toml changed under the running sandbox: a mount it does not
+	// have. The run says why it cannot join and runs on its own.
+	data := t.TempDir()
+	e.writeConfig(t, fmt.Sprintf("[image]\nref = %q\n\n[[mounts]]\nsource = %q\ntarget = \"/data\"\n",
+		imageRef(suite.registry, "busybox"), data))
+	changed := e.mustRun(t, "run", "--", "sh", "-c", "test -d /data && test ! -e /tmp/from-second && echo own-view")
+	if !strings.Contains(changed.Stdout, "own-view") || !strings.Contains(changed.Stderr, "cannot be joined") ||
+		!strings.Contains(changed.Stderr, "throwaway") {
+		t.Errorf("a run whose devbox.toml changed under the running sandbox wants its own, and why; %s", changed)
+	}
+	e.writeConfig(t, fmt.Sprintf("[image]\nref = %q\n", imageRef(suite.registry, "busybox")))
+	if left, _ := filepath.Glob(filepath.Join(e.Data, "devbox", "projects", "*", ".tmp-ephemeral-*")); len(left) != 0 {
+		t.Errorf("the runs on a throwaway layer left it behind: %q", left)
+	}
+
+	// The joined command ends with the sandbox, and says so.
+	joined, joinedOut, joinedDone := startRun(t, e, "sh", "-c", "touch joined; sleep 60")
+	waitFile(t, filepath.Join(e.Project, "joined"), joinedOut)
+	if err := os.WriteFile(filepath.Join(e.Project, "end"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitRun(t, first, done); err != nil || !strings.Contains(firstOut.String(), "first-wrote\nsecond-wrote") {
+		t.Fatalf("the first run wants to end well, having seen the second's /tmp (%v):\n%s", err, firstOut.String())
+	}
+	err := waitRun(t, joined, joinedDone)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 137 || !strings.Contains(joinedOut.String(), "the sandbox this command joined has ended") {
+		t.Errorf("a joined run whose sandbox ended wants status 137 and a notice (%v):\n%s", err, joinedOut.String())
+	}
+
+	third := e.mustRun(t, "run", "--", "sh", "-c", "ls /usr/sbin /usr/bin")
+	for _, want := range []string{"from-first", "from-second", "from-root"} {
+		if !strings.Contains(third.Stdout, want) {
+			t.Errorf("the project's layer lost %s; %s", want, third)
+		}
+	}
+	if strings.Contains(third.Stdout, "from-ephemeral") {
+		t.Errorf("the --ephemeral run's change was kept; %s", third)
+	}
+}
+
+// startRun starts `devbox run -- args` in e's project, in a process group
+// that the test's end kills; its output, both streams, goes to the buffer.
+func startRun(t *testing.T, e *testEnv, args ...string) (*exec.Cmd, *syncBuffer, chan error) {
+	t.Helper()
+	cmd := exec.Command(suite.bin, append([]string{"run", "--"}, args...)...)
+	cmd.Dir, cmd.Env = e.Project, e.environ()
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- first.Wait() }()
-	t.Cleanup(func() { syscall.Kill(-first.Process.Pid, syscall.SIGKILL) })
-	for deadline := time.Now().Add(runTimeout); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(filepath.Join(e.Project, "started")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the first sandbox did not start; stderr: %s", firstErr.String())
-		}
-	}
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	return cmd, out, done
+}
 
-	// Root inside is how a user installs into the project's layer: beside
-	// another sandbox it is refused rather than thrown away.
-	root := e.run(t, "run", "--root", "--", "mkdir", "/usr/bin/from-root")
-	if root.Code != 1 || !strings.Contains(root.Stderr, "end it first so that what runs as root here persists, or add --ephemeral") {
-		t.Errorf("devbox run --root beside another sandbox: want exit 1 and the fix; %s", root)
-	}
-	second := e.mustRun(t, "run", "--", "sh", "-c", "mkdir /usr/bin/from-second && echo second-wrote; touch second-done")
-	if !strings.Contains(second.Stdout, "second-wrote") || !strings.Contains(second.Stderr, "gets a throwaway one") {
-		t.Errorf("the second sandbox, beside the first, wants a throwaway writable layer and a notice; %s", second)
-	}
+// waitRun waits for a run that startRun started.
+func waitRun(t *testing.T, cmd *exec.Cmd, done chan error) error {
+	t.Helper()
 	select {
 	case err := <-done:
-		if err != nil || !strings.Contains(firstOut.String(), "first-wrote") {
-			t.Fatalf("the first sandbox could not write after the second started (%v):\n%s%s", err, firstOut.String(), firstErr.String())
-		}
+		return err
 	case <-time.After(runTimeout):
-		t.Fatal("the first sandbox did not end")
+		t.Fatalf("%s did not end", cmd)
+		return nil
 	}
-	if strings.Contains(firstErr.String(), "throwaway") {
-		t.Errorf("the first sandbox reported a throwaway layer: %s", firstErr.String())
-	}
+}
 
-	// The project's layer kept the first sandbox's change only.
-	third := e.mustRun(t, "run", "--", "sh", "-c", "ls /usr/sbin /usr/bin")
-	if !strings.Contains(third.Stdout, "from-first") || strings.Contains(third.Stdout, "from-second") || strings.Contains(third.Stdout, "from-root") {
-		t.Errorf("want from-first kept, from-second and from-root gone; %s", third)
-	}
-	if strings.Contains(third.Stderr, "throwaway") {
-		t.Errorf("a sandbox alone got a throwaway layer; %s", third)
+// waitFile waits for path to exist.
+func waitFile(t *testing.T, path string, out *syncBuffer) {
+	t.Helper()
+	for deadline := time.Now().Add(runTimeout); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not appear; output: %s", path, out.String())
+		}
 	}
 }

@@ -41,7 +41,13 @@ in), HOME is a per-project home, DEVBOX=1 tells scripts they run inside, and
 only TERM, LANG, LC_ALL, TZ and COLORTERM come from the host's environment.
 Your git configuration and ~/.ssh/known_hosts are there read-only, and your
 SSH agent is forwarded. A project that is a git worktree or a submodule gets
-its repository mounted too.`,
+its repository mounted too.
+
+While the project's sandbox runs (a shell in another terminal, say), the
+command joins it, as 'docker exec' would: it sees that sandbox's files, /tmp
+and processes, and is killed if the sandbox's first command ends before it.
+With --ephemeral, or when devbox.toml changed since that sandbox started, the
+command gets a sandbox of its own on a throwaway layer.`,
 		Example: `  devbox run -- make test
   devbox run test                    # the [scripts] entry "test"
   devbox run -- sh -c 'id -u; pwd; ls'

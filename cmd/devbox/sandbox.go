@@ -172,7 +172,7 @@ func runInSandbox(ctx context.Context, f *Factory, req sandboxRequest) error {
 	if err != nil {
 		return err
 	}
-	inv := env.Invocation{Args: args, Cwd: wd, Root: req.Root, Ephemeral: req.Ephemeral,
+	inv := env.Invocation{Args: args, Cwd: wd, Root: req.Root, Ephemeral: req.Ephemeral, Join: !req.Ephemeral,
 		Log: func(msg string) { f.IO.Logger().Info(msg) }}
 	if terminal {
 		inv.Terminal = true
@@ -181,16 +181,37 @@ func runInSandbox(ctx context.Context, f *Factory, req sandboxRequest) error {
 			inv.Rows, inv.Cols = ws.Row, ws.Col
 		}
 	}
-	spec, cleanup, err := env.SandboxSpec(e, env.CurrentUser(), inv)
+	spec, join, cleanup, err := env.SandboxSpec(e, env.CurrentUser(), inv)
 	if err != nil {
 		return err
 	}
-	defer cleanup()
+	defer func() { cleanup() }()
 	release, err := e.Running()
 	if err != nil {
 		return err
 	}
 	defer release()
+	if join != "" {
+		// Another terminal's sandbox of this project runs: the command
+		// runs in it, beside what runs there already.
+		sb.Close()
+		sb = nil
+		code, err := rootless.Join(ctx, join, spec, stdio)
+		var notJoinable *rootless.NotJoinableError
+		if !errors.As(err, &notJoinable) {
+			return joinedStatus(f, args[0], code, err)
+		}
+		f.IO.Logger().Info(notJoinable.Error())
+		inv.Join = false
+		own, _, ownCleanup, err := env.SandboxSpec(e, env.CurrentUser(), inv)
+		if err != nil {
+			return err
+		}
+		spec, cleanup = own, ownCleanup
+		if sb, err = rootless.Start(want, stdio); err != nil {
+			return err
+		}
+	}
 	driver, err := networkDriver(e, spec.Network)
 	if err != nil {
 		return err
@@ -198,6 +219,21 @@ func runInSandbox(ctx context.Context, f *Factory, req sandboxRequest) error {
 	code, err := sb.Run(ctx, spec, driver)
 	if err != nil {
 		return fmt.Errorf("run %s: %w", args[0], err)
+	}
+	if code != 0 {
+		return &ExitError{Code: code}
+	}
+	return nil
+}
+
+// joinedStatus is the outcome of a command that joined a running sandbox.
+func joinedStatus(f *Factory, name string, code int, err error) error {
+	switch {
+	case errors.Is(err, rootless.ErrSandboxEnded):
+		// Said, and the command's status (killed) kept.
+		fmt.Fprintf(f.IO.ErrOut, "devbox: %v\n", err)
+	case err != nil:
+		return fmt.Errorf("run %s: %w", name, err)
 	}
 	if code != 0 {
 		return &ExitError{Code: code}

@@ -35,9 +35,13 @@ do, beside what the image and [env] set. A project that is a git worktree or
 a submodule gets its repository mounted too.
 
 What you change outside the work tree and home (a package installed with
---root, say) stays in the project's writable layer until 'devbox reset'. One
-sandbox of a project uses that layer at a time: a second shell or run beside
-it gets a throwaway layer, and says so (with --root it is refused).`,
+--root, say) stays in the project's writable layer until 'devbox reset'.
+
+A shell or run started while the project's sandbox runs (in another
+terminal, say) joins it: it shares that sandbox's files, /tmp, processes and
+sockets, and ends when the sandbox's first command does. One that cannot
+join, because devbox.toml changed since that sandbox started, gets a sandbox
+of its own on a throwaway layer and says why; so does one with --ephemeral.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {

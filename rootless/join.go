@@ -1,0 +1,571 @@
+package rootless
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/devboxhq/devbox/mounts"
+	"golang.org/x/sys/unix"
+)
+
+// A sandbox whose Spec has Share runs more commands on request, the way
+// `docker exec` does: a second terminal's `devbox shell` or `devbox run`
+// joins the project's running sandbox instead of starting one beside it,
+// and shares its writable layer, /tmp, processes and sockets. Once the
+// first command runs, pid 1 listens on a unix socket at Share, in the
+// project's state directory (mode 0700), which it opened before
+// pivot_root; only the user who started it may join. The joiner is that
+// user, who could start such a sandbox anyway: what it asks to run is
+// checked for fitting the sandbox, not for privilege. A joined command:
+//
+//   - is started by pid 1 on a thread of its own, with no_new_privs and,
+//     as root, root emulation, in a session of its own;
+//   - gets the joiner's standard streams, passed over the socket, or a
+//     pty of the sandbox whose master side goes back the same way;
+//   - ends with everything in its session when it exits or when the joiner
+//     goes away, and with the whole sandbox when the first command ends.
+//
+// The conversation on the socket, in sendMessage's frames:
+//
+//	joiner → pid 1:  one byte carrying its stdin, stdout and stderr
+//	                 (SCM_RIGHTS), then the length of its Spec and the Spec
+//	pid 1 → joiner:  msgAccepted, or msgNotJoinable and why; for a
+//	                 terminal one byte carrying the pty's master; then
+//	                 msgStarted (or msgSetupError) and msgExited
+//	joiner → pid 1:  msgSignal with a signal's number, at any time
+
+const (
+	msgAccepted    msgType = "accepted"
+	msgNotJoinable msgType = "not-joinable"
+	msgSignal      msgType = "signal"
+)
+
+// maxJoinSpec bounds the Spec a joiner may send: its arguments and
+// environment, which the kernel bounds at exec too.
+const maxJoinSpec = 16 << 20
+
+// NotJoinableError is Join's error when the running sandbox cannot take
+// the command: it is ending, it was started from another devbox.toml, or
+// nobody answers at the socket.
+type NotJoinableError struct{ Reason string }
+
+func (e *NotJoinableError) Error() string {
+	return "the running sandbox cannot be joined: " + e.Reason
+}
+
+// ErrSandboxEnded is Join's error when the sandbox ended while the joined
+// command ran: its first command exited, and everything in it was killed.
+var ErrSandboxEnded = errors.New("the sandbox this command joined has ended: its first command exited")
+
+// socketAddr names path by a descriptor of its directory, which keeps the
+// address within the 108 bytes of sun_path however deep the state
+// directory is. The caller closes dir once connected.
+func socketAddr(path string) (addr *unix.SockaddrUnix, dir int, err error) {
+	dir, err = unix.Open(filepath.Dir(path), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, -1, &os.PathError{Op: "open", Path: filepath.Dir(path), Err: err}
+	}
+	return &unix.SockaddrUnix{Name: "/proc/self/fd/" + strconv.Itoa(dir) + "/" + filepath.Base(path)}, dir, nil
+}
+
+// listenShare listens for joiners at name in the directory dir. A socket
+// there is an earlier sandbox's: the caller holds the project's writable
+// layer, so no other sandbox of the project runs.
+func listenShare(dir int, name string) (int, error) {
+	if err := unix.Unlinkat(dir, name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+		return -1, &os.PathError{Op: "remove", Path: name, Err: err}
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, &os.SyscallError{Syscall: "socket", Err: err}
+	}
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: "/proc/self/fd/" + strconv.Itoa(dir) + "/" + name}); err != nil {
+		unix.Close(fd)
+		return -1, &os.PathError{Op: "bind", Path: name, Err: err}
+	}
+	if err := unix.Listen(fd, 16); err != nil {
+		unix.Close(fd)
+		return -1, &os.PathError{Op: "listen", Path: name, Err: err}
+	}
+	return fd, nil
+}
+
+// joined tracks the commands pid 1 runs for joiners, so that its reaping
+// loop can hand each its status.
+type joined struct {
+	mu     sync.Mutex
+	status map[int]chan int
+	// pending counts commands being started: one may exit, and be reaped,
+	// before it is registered, so until then early keeps what is reaped.
+	pending int
+	early   map[int]int
+	ending  bool
+	wg      sync.WaitGroup
+	// ln is the listening socket (-1 when the sandbox is not shared),
+	// owner the sandbox's Spec, and served whether a joiner ever came.
+	ln     int
+	owner  *Spec
+	served bool
+}
+
+func newJoined() *joined {
+	return &joined{status: map[int]chan int{}, early: map[int]int{}, ln: -1}
+}
+
+// exited hands a reaped process's status to its joiner, if it is a joined
+// command.
+func (j *joined) exited(pid, status int) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if ch, ok := j.status[pid]; ok {
+		ch <- status
+		delete(j.status, pid)
+	} else if j.pending > 0 {
+		j.early[pid] = status
+	}
+}
+
+// accept registers a new joiner, unless the sandbox is ending.
+func (j *joined) accept() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.ending {
+		return false
+	}
+	j.served = true
+	j.wg.Add(1)
+	return true
+}
+
+func (j *joined) starting() {
+	j.mu.Lock()
+	j.pending++
+	j.mu.Unlock()
+}
+
+// started registers the command started as pid (0 if it was not) and
+// returns where its status will come.
+func (j *joined) started(pid int) chan int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.pending--
+	ch := make(chan int, 1)
+	if status, ok := j.early[pid]; ok {
+		ch <- status
+	} else if pid > 0 {
+		j.status[pid] = ch
+	}
+	if j.pending == 0 {
+		clear(j.early)
+	}
+	return ch
+}
+
+// end refuses new joiners: the first command has exited.
+func (j *joined) end() {
+	j.mu.Lock()
+	j.ending = true
+	j.mu.Unlock()
+}
+
+// wait gives the joiners' handlers a moment to report the end.
+func (j *joined) wait() {
+	j.mu.Lock()
+	served := j.served
+	j.mu.Unlock()
+	if !served {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		j.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// serve makes the joiners' socket, at name in the host directory dir,
+// and accepts them. No thread waits in accept(2), which would cost every
+// run a thread of pid 1's: the kernel signals SIGIO when a joiner
+// connects, and reap's signal loop calls acceptAll. pid 1 handles SIGIO by
+// then (its default would end pid 1).
+func (j *joined) serve(dir int, name string, owner *Spec) {
+	ln, err := listenShare(dir, name)
+	unix.Close(dir)
+	if err != nil {
+		// Joiners find nobody there and run on their own.
+		return
+	}
+	unix.FcntlInt(uintptr(ln), unix.F_SETOWN, os.Getpid())
+	unix.FcntlInt(uintptr(ln), unix.F_SETFL, unix.O_NONBLOCK|unix.O_ASYNC)
+	j.mu.Lock()
+	j.ln, j.owner = ln, owner
+	j.mu.Unlock()
+	j.acceptAll()
+}
+
+// acceptAll accepts every joiner waiting, each served on a goroutine of
+// its own.
+func (j *joined) acceptAll() {
+	j.mu.Lock()
+	ln, owner := j.ln, j.owner
+	j.mu.Unlock()
+	if ln < 0 {
+		return
+	}
+	for {
+		conn, _, err := unix.Accept4(ln, unix.SOCK_CLOEXEC)
+		if errors.Is(err, unix.EINTR) || errors.Is(err, unix.ECONNABORTED) {
+			continue
+		}
+		if err != nil { // EAGAIN: nobody else waits
+			return
+		}
+		// Served in blocking mode, whatever the listener's flags.
+		unix.SetNonblock(conn, false)
+		if !j.accept() {
+			unix.Close(conn)
+			continue
+		}
+		go func() {
+			defer j.wg.Done()
+			serveJoin(conn, owner, j)
+		}()
+	}
+}
+
+// serveJoin runs one joiner's command and reports on it.
+func serveJoin(fd int, owner *Spec, j *joined) {
+	conn := os.NewFile(uintptr(fd), "join")
+	defer conn.Close()
+	// Only the user who started the sandbox: the socket's directory is
+	// theirs alone, and this says so again.
+	cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
+	if err != nil || int(cred.Uid) != os.Getuid() {
+		return
+	}
+	stdio, spec, err := readJoin(fd, conn)
+	defer func() {
+		for _, f := range stdio {
+			f.Close()
+		}
+	}()
+	if err != nil {
+		sendMessage(conn, message{Type: msgNotJoinable, Error: err.Error()})
+		return
+	}
+	if err := joinable(owner, spec); err != nil {
+		sendMessage(conn, message{Type: msgNotJoinable, Error: err.Error()})
+		return
+	}
+	sendMessage(conn, message{Type: msgAccepted})
+	if spec.Process.Terminal {
+		master, slave, err := openPty(&spec.Process)
+		if err != nil {
+			sendMessage(conn, message{Type: msgSetupError, Error: err.Error()})
+			return
+		}
+		err = unix.Sendmsg(fd, []byte{0}, unix.UnixRights(int(master.Fd())), nil, 0)
+		master.Close()
+		if err != nil {
+			slave.Close()
+			return
+		}
+		stdio = append(terminalStdio(&spec.Process, slave, stdio[1], stdio[2]), stdio...)
+	}
+	pid, status, err := startJoined(spec, stdio[:3], j)
+	if err != nil && status != 0 {
+		fmt.Fprintf(stdio[2], "devbox: %v\n", err)
+		sendMessage(conn, message{Type: msgStarted})
+		sendMessage(conn, message{Type: msgExited, Status: status})
+		return
+	}
+	if err != nil {
+		sendMessage(conn, message{Type: msgSetupError, Error: err.Error()})
+		return
+	}
+	sendMessage(conn, message{Type: msgStarted})
+	for _, f := range stdio {
+		f.Close()
+	}
+	stdio = nil
+	statusCh := j.started(pid)
+	// The joiner passes signals on; when it goes away, so does its
+	// command.
+	go func() {
+		msgs := bufio.NewReader(conn)
+		for {
+			m, err := readMessage(msgs)
+			if err != nil {
+				killSession(pid)
+				return
+			}
+			if m.Type == msgSignal && m.Status > 0 && m.Status < 65 {
+				unix.Kill(pid, syscall.Signal(m.Status))
+			}
+		}
+	}()
+	status = <-statusCh
+	killSession(pid)
+	j.mu.Lock()
+	ending := j.ending
+	j.mu.Unlock()
+	if ending {
+		sendMessage(conn, message{Type: msgExited, Status: status, Error: ErrSandboxEnded.Error()})
+		return
+	}
+	sendMessage(conn, message{Type: msgExited, Status: status})
+}
+
+// readJoin reads a joiner's standard streams and Spec.
+func readJoin(fd int, conn *os.File) ([]*os.File, *Spec, error) {
+	buf, oob := make([]byte, 1), make([]byte, unix.CmsgSpace(3*4))
+	_, oobn, _, _, err := unix.Recvmsg(fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return nil, nil, &os.SyscallError{Syscall: "recvmsg", Err: err}
+	}
+	var fds []int
+	if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil && len(msgs) == 1 {
+		fds, _ = unix.ParseUnixRights(&msgs[0])
+	}
+	stdio := make([]*os.File, len(fds))
+	for i, fd := range fds {
+		stdio[i] = os.NewFile(uintptr(fd), "stdio")
+	}
+	if len(fds) != 3 {
+		return stdio, nil, errors.New("the joiner sent no standard streams")
+	}
+	r := bufio.NewReader(conn)
+	n, err := binary.ReadUvarint(r)
+	if err == nil && n > maxJoinSpec {
+		err = fmt.Errorf("a spec of %d bytes", n)
+	}
+	if err != nil {
+		return stdio, nil, err
+	}
+	data := make([]byte, n)
+	if _, err := io.ReadFull(r, data); err != nil {
+		return stdio, nil, err
+	}
+	var spec Spec
+	if err := spec.UnmarshalBinary(data); err != nil {
+		return stdio, nil, err
+	}
+	return stdio, &spec, nil
+}
+
+// joinable says why spec cannot run in the sandbox of owner, if it
+// cannot: the two must have the same root filesystem, network and
+// identity mapping, and the same mounts but for the home directory, which
+// differs between the user and root. A root owner's threads may carry
+// root emulation, which a user's command must not inherit.
+func joinable(owner, spec *Spec) error {
+	if spec.Network != owner.Network || spec.Userns != owner.Userns || spec.RootDir != owner.RootDir {
+		return errors.New("it was started with another network or user namespace mode")
+	}
+	if !slices.EqualFunc(viewOf(owner), viewOf(spec), mountsEqual) {
+		return errors.New("its image, layers or mounts differ from this command's: devbox.toml or the lock changed since it started")
+	}
+	if owner.Process.UID == 0 && owner.Process.RootEmulation && spec.Process.UID != 0 {
+		return errors.New("it runs as root with root emulation, and this command runs as the user")
+	}
+	return nil
+}
+
+// viewOf is spec's mounts without those of its user's home directory.
+func viewOf(spec *Spec) []mounts.Mount {
+	home := strings.TrimSuffix(spec.User.Home, "/")
+	var view []mounts.Mount
+	for _, m := range spec.Mounts {
+		if home != "" && (m.Target == home || strings.HasPrefix(m.Target, home+"/")) {
+			continue
+		}
+		view = append(view, m)
+	}
+	return view
+}
+
+func mountsEqual(a, b mounts.Mount) bool {
+	return a.Type == b.Type && a.Source == b.Source && a.Target == b.Target && a.ReadOnly == b.ReadOnly &&
+		a.Recursive == b.Recursive && a.Optional == b.Optional && a.Data == b.Data && slices.Equal(a.Lower, b.Lower) &&
+		a.Upper == b.Upper && a.Work == b.Work && a.Helper == b.Helper
+}
+
+// startJoined starts a joined command on a thread of its own, locked and
+// never unlocked, so that the thread ends with it and takes its
+// no_new_privs and seccomp filter along.
+func startJoined(spec *Spec, stdio []*os.File, j *joined) (pid, status int, err error) {
+	type result struct {
+		pid, status int
+		err         error
+	}
+	j.starting()
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		var r result
+		r.err = unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+		if r.err == nil && spec.Process.RootEmulation && spec.Process.UID == 0 {
+			r.err = installRootEmulation()
+		}
+		if r.err == nil {
+			r.pid, r.status, r.err = startCommand(spec, stdio, true)
+		}
+		done <- r
+	}()
+	r := <-done
+	if r.err != nil {
+		j.started(0)
+	}
+	return r.pid, r.status, r.err
+}
+
+// killSession kills every process of the session sid (a joined command
+// and what it started), as pid 1 sees them in /proc.
+func killSession(sid int) {
+	unix.Kill(-sid, unix.SIGKILL)
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == 1 {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp session ...; comm may hold spaces and
+		// parentheses, so the fields count from the last ')'.
+		i := strings.LastIndexByte(string(stat), ')')
+		if i < 0 {
+			continue
+		}
+		if f := strings.Fields(string(stat[i+1:])); len(f) > 3 && f[3] == strconv.Itoa(sid) {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+	}
+}
+
+// Join runs spec's command in the running sandbox that listens at socket,
+// and returns its exit status as Run does. A *NotJoinableError says that
+// it did not run and why; ErrSandboxEnded, that the sandbox ended under
+// it.
+func Join(ctx context.Context, socket string, spec *Spec, stdio IO) (int, error) {
+	conn, err := dialShare(socket)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	fd := int(conn.Fd())
+	if err := unix.Sendmsg(fd, []byte{0}, unix.UnixRights(int(stdio.In.Fd()), int(stdio.Out.Fd()), int(stdio.Err.Fd())), nil, 0); err != nil {
+		return 0, &NotJoinableError{Reason: err.Error()}
+	}
+	data, err := spec.MarshalBinary()
+	if err != nil {
+		return 0, err
+	}
+	if _, err := conn.Write(append(binary.AppendUvarint(nil, uint64(len(data))), data...)); err != nil {
+		return 0, &NotJoinableError{Reason: err.Error()}
+	}
+	// Unbuffered until the pty's master has come: a buffered read would
+	// take the byte that carries it and lose the descriptor.
+	m, err := readMessage(byteReader{conn})
+	switch {
+	case err != nil:
+		return 0, &NotJoinableError{Reason: "it ended"}
+	case m.Type == msgNotJoinable:
+		return 0, &NotJoinableError{Reason: m.Error}
+	case m.Type != msgAccepted:
+		return 0, fmt.Errorf("sandbox sent an unknown message %q", m.Type)
+	}
+	if spec.Process.Terminal {
+		t := &terminal{stdio: stdio, parentSock: conn, restore: func() {}, outDone: make(chan struct{})}
+		defer t.close()
+		if err := t.start(); err != nil {
+			return 0, err
+		}
+		defer t.drain()
+	}
+	msgs := bufio.NewReader(conn)
+	if err := waitStarted(msgs); err != nil {
+		return 0, err
+	}
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, forwarded...)
+	defer signal.Stop(sigs)
+	go func() {
+		for s := range sigs {
+			sendMessage(conn, message{Type: msgSignal, Status: int(s.(syscall.Signal))})
+		}
+	}()
+	stop := context.AfterFunc(ctx, func() {
+		if !errors.Is(context.Cause(ctx), ErrSignaled) {
+			sendMessage(conn, message{Type: msgSignal, Status: int(unix.SIGTERM)})
+		}
+	})
+	defer stop()
+	m, err = readMessage(msgs)
+	switch {
+	case err != nil:
+		return 128 + int(unix.SIGKILL), ErrSandboxEnded
+	case m.Type != msgExited:
+		return 0, fmt.Errorf("sandbox sent an unknown message %q", m.Type)
+	case m.Error != "":
+		return m.Status, ErrSandboxEnded
+	}
+	return m.Status, nil
+}
+
+// dialShare connects to the sandbox at socket. Its pid 1 binds the socket
+// while it sets up, just after the sandbox took the project's writable
+// layer: a moment's wait covers that.
+func dialShare(socket string) (*os.File, error) {
+	addr, dir, err := socketAddr(socket)
+	if err != nil {
+		return nil, &NotJoinableError{Reason: err.Error()}
+	}
+	defer unix.Close(dir)
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.SyscallError{Syscall: "socket", Err: err}
+	}
+	for try := 0; ; try++ {
+		err = unix.Connect(fd, addr)
+		if err == nil {
+			return os.NewFile(uintptr(fd), "join"), nil
+		}
+		if !(errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ECONNREFUSED)) || try == 50 {
+			unix.Close(fd)
+			return nil, &NotJoinableError{Reason: fmt.Sprintf("nothing answers at %s: %v", socket, err)}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// byteReader reads one byte per read(2).
+type byteReader struct{ f *os.File }
+
+func (r byteReader) ReadByte() (byte, error) {
+	var b [1]byte
+	if _, err := io.ReadFull(r.f, b[:]); err != nil {
+		return 0, err
+	}
+	return b[0], nil
+}
