@@ -104,7 +104,9 @@ func Init() int {
 	if shareDir >= 0 {
 		go j.serve(shareDir, filepath.Base(spec.Share), &spec)
 	}
-	status = reap(pid, sigs, j)
+	status = reap(pid, sigs, j, func(n int) {
+		sendMessage(syncPipe, message{Type: msgWaiting, Status: n})
+	})
 	// Everything in the sandbox is gone: the parent may return now, while
 	// the kernel tears the namespaces down as this process exits.
 	sendMessage(syncPipe, message{Type: msgExited, Status: status})
@@ -341,19 +343,24 @@ func lookPath(name string, env []string) (string, int, error) {
 }
 
 // reap is pid 1's loop: it forwards signals to the command, reaps every
-// process that exits (orphans are re-parented to pid 1), hands joined
-// commands' statuses to j, and when the command itself exits, kills
-// whatever is left in the sandbox and returns its status. The goroutine
-// that forwards signals, and accepts joiners on SIGIO, is left running:
-// pid 1 exits right after, and signal.Stop would wait for the signal loop.
-func reap(pid int, sigs chan os.Signal, j *joined) int {
+// process that exits (orphans are re-parented to pid 1) and hands joined
+// commands' statuses to j. When the command itself exits, it kills what
+// is left in the sandbox, or while joined commands run, what the command
+// left: it says so with waiting and waits for them. It returns the
+// command's status. The goroutine that forwards signals, and accepts
+// joiners on SIGIO, is left running: pid 1 exits right after, and
+// signal.Stop would wait for the signal loop.
+func reap(pid int, sigs chan os.Signal, j *joined, waiting func(n int)) int {
 	go func() {
 		for s := range sigs {
-			if s == unix.SIGIO {
+			switch {
+			case s == unix.SIGIO:
 				j.acceptAll()
-				continue
+			case j.stopping(s):
+				j.killAll()
+			default:
+				unix.Kill(pid, s.(syscall.Signal))
 			}
-			unix.Kill(pid, s.(syscall.Signal))
 		}
 	}()
 	status := -1
@@ -374,14 +381,20 @@ func reap(pid int, sigs chan os.Signal, j *joined) int {
 			s = 128 + int(ws.Signal())
 		}
 		if wpid != pid {
-			j.exited(wpid, s)
+			if j.exited(wpid, s) {
+				j.killAll()
+			}
 			continue
 		}
 		status = s
-		// Nothing the command started may outlive it: as pid 1, kill(-1)
-		// reaches every other process in the sandbox, joined ones too.
-		j.end()
-		unix.Kill(-1, unix.SIGKILL)
+		// Nothing the command started may outlive it, nor the sandbox its
+		// last command.
+		if sessions, pending := j.firstExit(); len(sessions)+pending > 0 {
+			killOutside(sessions)
+			waiting(len(sessions) + pending)
+		} else {
+			j.killAll()
+		}
 	}
 	j.wait()
 	return status

@@ -37,7 +37,8 @@ import (
 //   - gets the joiner's standard streams, passed over the socket, or a
 //     pty of the sandbox whose master side goes back the same way;
 //   - ends with everything in its session when it exits or when the joiner
-//     goes away, and with the whole sandbox when the first command ends.
+//     goes away. The sandbox waits for it when the first command ends
+//     first, unless that command's devbox is told to stop.
 //
 // The conversation on the socket, in sendMessage's frames:
 //
@@ -67,9 +68,10 @@ func (e *NotJoinableError) Error() string {
 	return "the running sandbox cannot be joined: " + e.Reason
 }
 
-// ErrSandboxEnded is Join's error when the sandbox ended while the joined
-// command ran: its first command exited, and everything in it was killed.
-var ErrSandboxEnded = errors.New("the sandbox this command joined has ended: its first command exited")
+// ErrSandboxEnded is Join's error when the sandbox ended under the joined
+// command: its first command had exited, and a signal to its devbox, a
+// Ctrl-C say, stopped what still ran.
+var ErrSandboxEnded = errors.New("the sandbox this command joined was stopped from the terminal that started it")
 
 // socketAddr names path by a descriptor of its directory, which keeps the
 // address within the 108 bytes of sun_path however deep the state
@@ -105,16 +107,20 @@ func listenShare(dir int, name string) (int, error) {
 }
 
 // joined tracks the commands pid 1 runs for joiners, so that its reaping
-// loop can hand each its status.
+// loop can hand each its status. The sandbox lives until the last of its
+// commands ends: when the first one exits while joined ones run, what it
+// left is killed, no one else may join, and pid 1 waits for them.
 type joined struct {
 	mu     sync.Mutex
-	status map[int]chan int
+	status map[int]chan exit
 	// pending counts commands being started: one may exit, and be reaped,
 	// before it is registered, so until then early keeps what is reaped.
 	pending int
-	early   map[int]int
-	ending  bool
-	wg      sync.WaitGroup
+	early   map[int]exit
+	// firstExited: the first command has exited. killed: everything in
+	// the sandbox has been killed.
+	firstExited, killed bool
+	wg                  sync.WaitGroup
 	// ln is the listening socket (-1 when the sandbox is not shared),
 	// owner the sandbox's Spec, and served whether a joiner ever came.
 	ln     int
@@ -123,27 +129,41 @@ type joined struct {
 }
 
 func newJoined() *joined {
-	return &joined{status: map[int]chan int{}, early: map[int]int{}, ln: -1}
+	return &joined{status: map[int]chan exit{}, early: map[int]exit{}, ln: -1}
 }
+
+// exit is how a joined command ended: its status, and whether the
+// sandbox was stopped under it.
+type exit struct {
+	status  int
+	stopped bool
+}
+
+// live is the number of joined commands running or being started.
+func (j *joined) live() int { return len(j.status) + j.pending }
 
 // exited hands a reaped process's status to its joiner, if it is a joined
-// command.
-func (j *joined) exited(pid, status int) {
+// command, and reports whether it was the sandbox's last command.
+func (j *joined) exited(pid, status int) (last bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	e := exit{status: status, stopped: j.killed}
 	if ch, ok := j.status[pid]; ok {
-		ch <- status
+		ch <- e
 		delete(j.status, pid)
-	} else if j.pending > 0 {
-		j.early[pid] = status
+		return j.firstExited && j.live() == 0
 	}
+	if j.pending > 0 {
+		j.early[pid] = e
+	}
+	return false
 }
 
-// accept registers a new joiner, unless the sandbox is ending.
+// accept registers a new joiner, unless the first command has exited.
 func (j *joined) accept() bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.ending {
+	if j.firstExited {
 		return false
 	}
 	j.served = true
@@ -158,28 +178,53 @@ func (j *joined) starting() {
 }
 
 // started registers the command started as pid (0 if it was not) and
-// returns where its status will come.
-func (j *joined) started(pid int) chan int {
+// returns where its status will come, and whether, having exited
+// already, it was the sandbox's last command.
+func (j *joined) started(pid int) (status chan exit, last bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.pending--
-	ch := make(chan int, 1)
-	if status, ok := j.early[pid]; ok {
-		ch <- status
+	ch := make(chan exit, 1)
+	if s, ok := j.early[pid]; ok {
+		ch <- s
+		last = j.firstExited
 	} else if pid > 0 {
 		j.status[pid] = ch
 	}
 	if j.pending == 0 {
 		clear(j.early)
 	}
-	return ch
+	return ch, last && j.live() == 0
 }
 
-// end refuses new joiners: the first command has exited.
-func (j *joined) end() {
+// firstExit records that the first command has exited and returns the
+// sessions of the joined commands still running.
+func (j *joined) firstExit() (sessions []int, pending int) {
 	j.mu.Lock()
-	j.ending = true
+	defer j.mu.Unlock()
+	j.firstExited = true
+	for pid := range j.status {
+		sessions = append(sessions, pid)
+	}
+	return sessions, j.pending
+}
+
+// stopping reports whether the signal s, which the first command's devbox
+// passed on, stops the sandbox: after the first command exited, its
+// devbox only waits for the joined ones, and a Ctrl-C there ends them.
+func (j *joined) stopping(s os.Signal) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.firstExited && s != unix.SIGWINCH && s != unix.SIGUSR1 && s != unix.SIGUSR2
+}
+
+// killAll ends everything in the sandbox: as pid 1, kill(-1) reaches
+// every other process in it.
+func (j *joined) killAll() {
+	j.mu.Lock()
+	j.killed = true
 	j.mu.Unlock()
+	unix.Kill(-1, unix.SIGKILL)
 }
 
 // wait gives the joiners' handlers a moment to report the end.
@@ -306,7 +351,10 @@ func serveJoin(fd int, owner *Spec, j *joined) {
 		f.Close()
 	}
 	stdio = nil
-	statusCh := j.started(pid)
+	statusCh, last := j.started(pid)
+	if last {
+		j.killAll()
+	}
 	// The joiner passes signals on; when it goes away, so does its
 	// command.
 	go func() {
@@ -322,16 +370,13 @@ func serveJoin(fd int, owner *Spec, j *joined) {
 			}
 		}
 	}()
-	status = <-statusCh
+	e := <-statusCh
 	killSession(pid)
-	j.mu.Lock()
-	ending := j.ending
-	j.mu.Unlock()
-	if ending {
-		sendMessage(conn, message{Type: msgExited, Status: status, Error: ErrSandboxEnded.Error()})
+	if e.stopped {
+		sendMessage(conn, message{Type: msgExited, Status: e.status, Error: ErrSandboxEnded.Error()})
 		return
 	}
-	sendMessage(conn, message{Type: msgExited, Status: status})
+	sendMessage(conn, message{Type: msgExited, Status: e.status})
 }
 
 // readJoin reads a joiner's standard streams and Spec.
@@ -438,9 +483,21 @@ func startJoined(spec *Spec, stdio []*os.File, j *joined) (pid, status int, err 
 }
 
 // killSession kills every process of the session sid (a joined command
-// and what it started), as pid 1 sees them in /proc.
+// and what it started).
 func killSession(sid int) {
 	unix.Kill(-sid, unix.SIGKILL)
+	killWhere(func(session int) bool { return session == sid })
+}
+
+// killOutside kills every process outside the sessions given: what the
+// first command left, while joined commands run on.
+func killOutside(sessions []int) {
+	killWhere(func(session int) bool { return !slices.Contains(sessions, session) })
+}
+
+// killWhere kills every process but pid 1 whose session kill says to, as
+// pid 1 sees them in /proc.
+func killWhere(kill func(session int) bool) {
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -457,7 +514,11 @@ func killSession(sid int) {
 		if i < 0 {
 			continue
 		}
-		if f := strings.Fields(string(stat[i+1:])); len(f) > 3 && f[3] == strconv.Itoa(sid) {
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) < 4 {
+			continue
+		}
+		if session, err := strconv.Atoi(f[3]); err == nil && kill(session) {
 			unix.Kill(pid, unix.SIGKILL)
 		}
 	}

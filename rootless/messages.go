@@ -10,6 +10,8 @@ import (
 //
 //	parent → child:  the Spec (Spec.MarshalBinary) on fd 3, then EOF
 //	child → parent:  msgStarted once the command runs, or msgSetupError;
+//	                 msgWaiting with their number if the command exits
+//	                 while commands that joined the sandbox run (Join);
 //	                 then msgExited with the command's status, once every
 //	                 process of the sandbox is gone
 //
@@ -20,6 +22,7 @@ const (
 	msgStarted    msgType = "started"
 	msgSetupError msgType = "setup-error"
 	msgExited     msgType = "exited"
+	msgWaiting    msgType = "waiting"
 )
 
 // message is one report of pid 1 (sendMessage, readMessage).

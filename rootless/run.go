@@ -55,6 +55,9 @@ type Sandbox struct {
 	init         *initProc
 	specW, syncR *os.File
 	term         *terminal
+	// errOut is the caller's standard error, for what devbox says while
+	// the sandbox runs.
+	errOut *os.File
 	// uids and gids are the subuid ranges (userns = "subuid"), nil in
 	// single mode.
 	uids, gids []IDRange
@@ -88,7 +91,7 @@ func Run(ctx context.Context, spec *Spec, stdio IO, net network.ParentDriver) (i
 // start-up with the work that yields the spec. Close releases a sandbox
 // whose Run was never called.
 func Start(l Launch, stdio IO) (_ *Sandbox, err error) {
-	sb := &Sandbox{launch: l}
+	sb := &Sandbox{launch: l, errOut: stdio.Err}
 	defer func() {
 		if err != nil {
 			sb.Close()
@@ -291,10 +294,20 @@ func (sb *Sandbox) Run(ctx context.Context, spec *Spec, net network.ParentDriver
 		<-p.done
 		return 0, err
 	}
-	exited := make(chan int, 1)
+	exited, waiting := make(chan int, 1), make(chan int, 1)
 	go func() {
-		if m, err := readMessage(msgs); err == nil && m.Type == msgExited {
-			exited <- m.Status
+		for {
+			m, err := readMessage(msgs)
+			if err != nil {
+				return
+			}
+			switch m.Type {
+			case msgWaiting:
+				waiting <- m.Status
+			case msgExited:
+				exited <- m.Status
+				return
+			}
 		}
 	}()
 
@@ -311,20 +324,32 @@ func (sb *Sandbox) Run(ctx context.Context, spec *Spec, net network.ParentDriver
 		}
 	}()
 
-	select {
-	case status := <-exited:
-		// pid 1 has reaped every process of the sandbox; what is left is
-		// the kernel tearing its namespaces down, which need not delay the
-		// caller. The goroutine above still reaps pid 1.
-		if sb.term != nil {
-			sb.term.drain()
+	for {
+		select {
+		case n := <-waiting:
+			// The command has exited; commands that joined the sandbox from
+			// other terminals still run. The terminal is the caller's again,
+			// so that a Ctrl-C there reaches devbox, and through pid 1 ends
+			// them.
+			if sb.term != nil {
+				sb.term.drain()
+				sb.term.restore()
+			}
+			fmt.Fprintf(sb.errOut, "devbox: waiting for the %d command(s) that joined this sandbox from other terminals; Ctrl-C stops them\n", n)
+		case status := <-exited:
+			// pid 1 has reaped every process of the sandbox; what is left is
+			// the kernel tearing its namespaces down, which need not delay the
+			// caller. The goroutine above still reaps pid 1.
+			if sb.term != nil {
+				sb.term.drain()
+			}
+			return status, nil
+		case <-p.done:
+			if sb.term != nil {
+				sb.term.drain()
+			}
+			return exitStatus(p.status, p.err)
 		}
-		return status, nil
-	case <-p.done:
-		if sb.term != nil {
-			sb.term.drain()
-		}
-		return exitStatus(p.status, p.err)
 	}
 }
 

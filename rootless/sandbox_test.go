@@ -841,7 +841,7 @@ func TestSignalBeforeRun(t *testing.T) {
 // ends them with itself; one with another view is refused.
 func TestJoin(t *testing.T) {
 	layer := busyboxLayer(t)
-	owner := sandbox(t, []string{layer}, "sh", "-c", "echo owned > /tmp/x; echo $$ > /tmp/owner-pid; cat > /dev/null")
+	owner := sandbox(t, []string{layer}, "sh", "-c", "echo owned > /tmp/x; echo $$ > /tmp/owner-pid; read line; sleep 60 & echo $! > left")
 	owner.Share = filepath.Join(t.TempDir(), "sandbox.sock")
 	in, feed, err := os.Pipe()
 	if err != nil {
@@ -926,33 +926,54 @@ func TestJoin(t *testing.T) {
 			t.Error("the refused command ran")
 		}
 	})
-	t.Run("ends with the sandbox", func(t *testing.T) {
-		type result struct {
-			code int
-			err  error
-		}
-		joined := make(chan result, 1)
+	t.Run("the sandbox waits for joined commands", func(t *testing.T) {
+		// The owner leaves a sleep behind and exits while a joined command
+		// runs: the sleep goes, the joined command stays, and the owner's
+		// Run returns once it ends.
+		joined := make(chan string, 1)
 		go func() {
-			code, _, err := join(t, user, "sh", "-c", "touch /tmp/joined; sleep 60")
-			joined <- result{code, err}
+			code, out, err := join(t, user, "sh", "-c", "touch joined; until [ -e release ]; do sleep 0.01; done; "+
+				"if [ -d /proc/$(cat left) ]; then echo left-alive; else echo left-gone; fi")
+			joined <- fmt.Sprintf("%d %v %s", code, err, out)
 		}()
-		if code, out, err := join(t, user, "sh", "-c", "until [ -e /tmp/joined ]; do sleep 0.01; done"); code != 0 || err != nil {
-			t.Fatalf("waiting for the joined command: %d, %v (%s)", code, err, out)
-		}
+		waitForFile(t, filepath.Join(owner.Process.Cwd, "joined"))
+		io.WriteString(feed, "leave\n")
 		feed.Close()
-		if code := <-ownerDone; code != 0 {
-			t.Errorf("the owner's status: %d", code)
+		waitForFile(t, filepath.Join(owner.Process.Cwd, "left"))
+		select {
+		case code := <-ownerDone:
+			t.Fatalf("the owner's Run returned (%d) while a joined command ran", code)
+		case <-time.After(300 * time.Millisecond):
+		}
+		if err := os.WriteFile(filepath.Join(owner.Process.Cwd, "release"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := <-joined; got != "0 <nil> left-gone\n" {
+			t.Errorf("the joined command: %q, want status 0 and the owner's sleep gone", got)
 		}
 		select {
-		case r := <-joined:
-			if r.code != 137 || !errors.Is(r.err, ErrSandboxEnded) {
-				t.Errorf("the joined command of an ended sandbox: %d, %v; want 137 and ErrSandboxEnded", r.code, r.err)
+		case code := <-ownerDone:
+			if code != 0 {
+				t.Errorf("the owner's status: %d", code)
 			}
 		case <-time.After(10 * time.Second):
-			t.Fatal("the joined command outlived its sandbox")
+			t.Fatal("the owner's Run did not return after the last joined command")
 		}
 		if _, _, err := join(t, user, "true"); !errors.As(err, new(*NotJoinableError)) {
 			t.Errorf("Join after the sandbox ended: %v, want a NotJoinableError", err)
 		}
 	})
+}
+
+// waitForFile waits up to ten seconds for path to exist.
+func waitForFile(t *testing.T, path string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not appear", path)
+		}
+	}
 }

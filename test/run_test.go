@@ -654,11 +654,74 @@ func TestShellPTY(t *testing.T) {
 	}
 }
 
+// TestShellJoinsRunningSandbox: a shell opened while the project's sandbox
+// runs joins it on a pty of the sandbox's own, which follows the window's
+// size, and exits with the shell's status.
+func TestShellJoinsRunningSandbox(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, imageRef(suite.registry, "busybox"))
+	e.mustRun(t, "run", "--", "true")
+	_, firstOut, done := startRun(t, e, "sh", "-c",
+		"echo from-owner > /tmp/owner; touch started; while [ ! -e end ]; do sleep 0.05; done")
+	waitFile(t, filepath.Join(e.Project, "started"), firstOut)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, suite.bin, "shell")
+	cmd.Dir, cmd.Env = e.Project, e.environ()
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
+	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	out := newPtyOutput(tty)
+	out.waitFor(ctx, 15*time.Second, "$ ", "# ")
+	// The output is computed, so that the echo of the input cannot match.
+	for ctx.Err() == nil {
+		if _, err := io.WriteString(tty, "echo ok-$((6*7)) $(cat /tmp/owner) $(tty)\n"); err != nil {
+			break
+		}
+		if out.waitFor(ctx, 10*time.Second, "ok-42") {
+			break
+		}
+	}
+	if err := pty.Setsize(tty, &pty.Winsize{Rows: 33, Cols: 111}); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(tty, "echo size-$(stty size | tr ' ' x); exit 5\n")
+	out.waitFor(ctx, 10*time.Second, "size-33x111")
+	err = cmd.Wait()
+	if ctx.Err() != nil {
+		t.Fatalf("the joined shell did not finish; output:\n%s", out)
+	}
+	for _, want := range []string{"ok-42 from-owner /dev/pts/", "size-33x111"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the joined shell's output lacks %q:\n%s", want, out)
+		}
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 5 {
+		t.Errorf("devbox shell exited %d (%v), want 5; output:\n%s", code, err, out)
+	}
+	if err := os.WriteFile(filepath.Join(e.Project, "end"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("the first run: %v\n%s", err, firstOut.String())
+		}
+	case <-time.After(runTimeout):
+		t.Fatal("the first run did not end")
+	}
+}
+
 // TestRunJoinsRunningSandbox: a second `devbox run` of a project whose
 // sandbox runs joins it, as a second terminal's shell would: it shares the
-// writable layer, /tmp and processes, root included, and ends with it. One
-// that cannot join (devbox.toml changed, --ephemeral) gets a sandbox of its
-// own on a throwaway layer.
+// writable layer, /tmp and processes, root included, and the sandbox waits
+// for it. One that cannot join (devbox.toml changed, --ephemeral) gets a
+// sandbox of its own on a throwaway layer.
 func TestRunJoinsRunningSandbox(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, imageRef(suite.registry, "busybox"))
@@ -698,19 +761,43 @@ func TestRunJoinsRunningSandbox(t *testing.T) {
 		t.Errorf("the runs on a throwaway layer left it behind: %q", left)
 	}
 
-	// The joined command ends with the sandbox, and says so.
-	joined, joinedOut, joinedDone := startRun(t, e, "sh", "-c", "touch joined; sleep 60")
+	// The first command ends while a joined one runs: the sandbox, and
+	// the first devbox, wait for it and say so.
+	joined, joinedOut, joinedDone := startRun(t, e, "sh", "-c",
+		"touch joined; until [ -e release ]; do sleep 0.05; done; echo joined-done")
 	waitFile(t, filepath.Join(e.Project, "joined"), joinedOut)
 	if err := os.WriteFile(filepath.Join(e.Project, "end"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	waitOutput(t, firstOut, "waiting for the 1 command(s) that joined this sandbox")
+	if err := os.WriteFile(filepath.Join(e.Project, "release"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitRun(t, joined, joinedDone); err != nil || !strings.Contains(joinedOut.String(), "joined-done") {
+		t.Errorf("the joined run wants to finish (%v):\n%s", err, joinedOut.String())
+	}
 	if err := waitRun(t, first, done); err != nil || !strings.Contains(firstOut.String(), "first-wrote\nsecond-wrote") {
 		t.Fatalf("the first run wants to end well, having seen the second's /tmp (%v):\n%s", err, firstOut.String())
 	}
+
+	// Stopped while it waits (a Ctrl-C), the first devbox ends what
+	// joined, which says so.
+	first, firstOut, done = startRun(t, e, "sh", "-c", "touch started2; until [ -e end2 ]; do sleep 0.05; done")
+	waitFile(t, filepath.Join(e.Project, "started2"), firstOut)
+	joined, joinedOut, joinedDone = startRun(t, e, "sh", "-c", "touch joined2; sleep 60")
+	waitFile(t, filepath.Join(e.Project, "joined2"), joinedOut)
+	if err := os.WriteFile(filepath.Join(e.Project, "end2"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, firstOut, "Ctrl-C stops them")
+	first.Process.Signal(syscall.SIGINT)
 	err := waitRun(t, joined, joinedDone)
 	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 137 || !strings.Contains(joinedOut.String(), "the sandbox this command joined has ended") {
-		t.Errorf("a joined run whose sandbox ended wants status 137 and a notice (%v):\n%s", err, joinedOut.String())
+	if !errors.As(err, &ee) || ee.ExitCode() != 137 || !strings.Contains(joinedOut.String(), "was stopped from the terminal that started it") {
+		t.Errorf("a joined run stopped from the first terminal wants status 137 and a notice (%v):\n%s", err, joinedOut.String())
+	}
+	if err := waitRun(t, first, done); err != nil {
+		t.Errorf("the first run, stopped while it waited: %v\n%s", err, firstOut.String())
 	}
 
 	third := e.mustRun(t, "run", "--", "sh", "-c", "ls /usr/sbin /usr/bin")
@@ -751,6 +838,16 @@ func waitRun(t *testing.T, cmd *exec.Cmd, done chan error) error {
 	case <-time.After(runTimeout):
 		t.Fatalf("%s did not end", cmd)
 		return nil
+	}
+}
+
+// waitOutput waits for out to contain want.
+func waitOutput(t *testing.T, out *syncBuffer, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(runTimeout); !strings.Contains(out.String(), want); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the output lacks %q: %s", want, out.String())
+		}
 	}
 }
 

@@ -45,7 +45,8 @@ its repository mounted too.
 
 While the project's sandbox runs (a shell in another terminal, say), the
 command joins it, as 'docker exec' would: it sees that sandbox's files, /tmp
-and processes, and is killed if the sandbox's first command ends before it.
+and processes. The sandbox lasts until its last command ends: a devbox whose
+command ends first waits for the rest, and says so (Ctrl-C there stops them).
 With --ephemeral, or when devbox.toml changed since that sandbox started, the
 command gets a sandbox of its own on a throwaway layer.`,
 		Example: `  devbox run -- make test

@@ -39,9 +39,11 @@ What you change outside the work tree and home (a package installed with
 
 A shell or run started while the project's sandbox runs (in another
 terminal, say) joins it: it shares that sandbox's files, /tmp, processes and
-sockets, and ends when the sandbox's first command does. One that cannot
-join, because devbox.toml changed since that sandbox started, gets a sandbox
-of its own on a throwaway layer and says why; so does one with --ephemeral.`,
+sockets. The sandbox lasts until its last command ends: leave the first
+shell while others run and devbox waits for them, and says so (Ctrl-C there
+stops them). One that cannot join, because devbox.toml changed since that
+sandbox started, gets a sandbox of its own on a throwaway layer and says
+why; so does one with --ephemeral.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
