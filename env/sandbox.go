@@ -47,6 +47,47 @@ func CurrentUser() User {
 // host's environment goes in, so that runs are reproducible.
 var hostEnv = []string{"TERM", "LANG", "LC_ALL", "TZ", "COLORTERM"}
 
+// zoneFor is the host's time zone for a sandbox of view: its name, when
+// TZ is not set, localtime (/etc/localtime) names a zone (a link into
+// zoneinfo, as systemd and every major distribution make it) and the image
+// has that zone's file, which programs inside then read. Most hosts say their time
+// zone only so; without it, the sandbox's clock would read UTC while the
+// host's does not.
+func zoneFor(view mounts.View, localtime string) string {
+	if _, ok := os.LookupEnv("TZ"); ok {
+		return ""
+	}
+	name := zoneName(localtime)
+	if name == "" {
+		return ""
+	}
+	// Where the image's file would be: the writable layer (tzdata
+	// installed with --root), the flattened copy, or a layer.
+	for _, dir := range append([]string{view.Upper, view.Flat}, view.Layers...) {
+		if dir == "" {
+			continue
+		}
+		if fi, err := os.Stat(filepath.Join(dir, "usr/share/zoneinfo", name)); err == nil && fi.Mode().IsRegular() {
+			return name
+		}
+	}
+	return ""
+}
+
+// zoneName is the zone that the link localtime points to, "" if it is not
+// a link into a zoneinfo directory.
+func zoneName(localtime string) string {
+	target, err := os.Readlink(localtime)
+	if err != nil {
+		return ""
+	}
+	_, name, ok := strings.Cut(target, "/zoneinfo/")
+	if !ok || !filepath.IsLocal(name) {
+		return ""
+	}
+	return name
+}
+
 // Invocation is one command to run in a project's sandbox.
 type Invocation struct {
 	Args []string
@@ -163,7 +204,7 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, j
 		User:     rootless.User{Name: u.Name, Home: u.Home, Shell: "/bin/sh"},
 		Process: rootless.Process{
 			Args:           inv.Args,
-			Env:            environment(e.Image.Config.Env, cfg, u, cwd, inv.agentSocket),
+			Env:            environment(e.Image.Config.Env, cfg, u, cwd, inv.agentSocket, zoneFor(view, "/etc/localtime")),
 			Cwd:            cwd,
 			UID:            u.UID,
 			GID:            u.GID,
@@ -403,8 +444,10 @@ func (e *Environment) ScriptArgs(name string, args []string) ([]string, bool) {
 
 // environment is, in order, the image's Env, the PATH entries of archives,
 // the user's identity and the agent socket, [env] from devbox.toml, and the
-// few host variables in hostEnv. Later entries replace earlier ones.
-func environment(imageEnv []string, cfg *Config, u User, cwd, agentSocket string) []string {
+// few host variables in hostEnv. Later entries replace earlier ones. zone,
+// the host's time zone where TZ does not say it, is TZ when nothing else
+// set it.
+func environment(imageEnv []string, cfg *Config, u User, cwd, agentSocket, zone string) []string {
 	var keys []string
 	vals := map[string]string{}
 	set := func(k, v string) {
@@ -450,6 +493,9 @@ func environment(imageEnv []string, cfg *Config, u User, cwd, agentSocket string
 		if v, ok := os.LookupEnv(k); ok {
 			set(k, v)
 		}
+	}
+	if _, ok := vals["TZ"]; !ok && zone != "" {
+		set("TZ", zone)
 	}
 	env := make([]string, len(keys))
 	for i, k := range keys {

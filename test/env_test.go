@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"regexp"
@@ -131,6 +132,26 @@ func TestEnvDebian(t *testing.T) {
 	}
 	ok = t.Run("edits", func(t *testing.T) {
 		runStepCacheCases(t, e, config, probe, wantProbe, true)
+	})
+	if !ok {
+		return
+	}
+	ok = t.Run("the host's time zone", func(t *testing.T) {
+		// The host says its zone by /etc/localtime, as most do, and TZ is
+		// not set (environ): the image has the zone's file, so TZ names it.
+		target, err := os.Readlink("/etc/localtime")
+		_, zone, linked := strings.Cut(target, "/zoneinfo/")
+		if err != nil || !linked {
+			t.Skipf("the host's /etc/localtime names no zone (%q, %v)", target, err)
+		}
+		r := e.mustRun(t, "run", "--", "sh", "-c", `echo "TZ=$TZ"; date +%Z`)
+		if !strings.HasPrefix(r.Stdout, "TZ="+zone+"\n") {
+			t.Errorf("want TZ=%s inside; %s", zone, r)
+		}
+		want, _ := exec.Command("date", "+%Z").Output()
+		if !strings.HasSuffix(r.Stdout, string(want)) {
+			t.Errorf("the zone's abbreviation differs from the host's (%q); %s", want, r)
+		}
 	})
 	if !ok {
 		return
