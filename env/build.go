@@ -357,7 +357,7 @@ func (b *Builder) buildInSandbox(ctx context.Context, e *Environment, st Step, t
 		Network:  rootless.NetworkHost,
 		Process: rootless.Process{
 			Args:          []string{"/bin/sh", "-c", script},
-			Env:           environment(e.Image.Config.Env, e.Config, User{Name: "root", Home: "/root"}, e.Project.Dir, "", ""),
+			Env:           environment(e.Image.Config.Env, e.Config, User{Name: "root", Home: "/root"}, e.Project.Dir, "", filesOf(view), ""),
 			Cwd:           e.Project.Dir,
 			RootEmulation: true,
 		},

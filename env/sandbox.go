@@ -47,31 +47,89 @@ func CurrentUser() User {
 // host's environment goes in, so that runs are reproducible.
 var hostEnv = []string{"TERM", "LANG", "LC_ALL", "TZ", "COLORTERM"}
 
-// zoneFor is the host's time zone for a sandbox of view: its name, when
-// TZ is not set, localtime (/etc/localtime) names a zone (a link into
-// zoneinfo, as systemd and every major distribution make it) and the image
-// has that zone's file, which programs inside then read. Most hosts say their time
+// imageFiles are the directories that hold a sandbox's root filesystem,
+// for looking up what the image has: the writable layer, a flattened copy
+// and the layers. Whiteouts are not read; a file one layer removed still
+// counts.
+type imageFiles []string
+
+func filesOf(view mounts.View) imageFiles {
+	return append(imageFiles{view.Upper, view.Flat}, view.Layers...)
+}
+
+// stat finds rel in the image.
+func (f imageFiles) stat(rel string) (os.FileInfo, bool) {
+	for _, dir := range f {
+		if dir == "" {
+			continue
+		}
+		if fi, err := os.Stat(filepath.Join(dir, rel)); err == nil {
+			return fi, true
+		}
+	}
+	return nil, false
+}
+
+// zoneFor is the host's time zone for a sandbox: its name, when TZ is not
+// set, localtime (/etc/localtime) names a zone (a link into zoneinfo, as
+// systemd and every major distribution make it) and the image has that
+// zone's file, which programs inside then read. Most hosts say their time
 // zone only so; without it, the sandbox's clock would read UTC while the
 // host's does not.
-func zoneFor(view mounts.View, localtime string) string {
-	if _, ok := os.LookupEnv("TZ"); ok {
+func zoneFor(img imageFiles, localtime string) string {
+	if _, ok := os.LookupEnv("TZ"); ok || localtime == "" {
 		return ""
 	}
 	name := zoneName(localtime)
 	if name == "" {
 		return ""
 	}
-	// Where the image's file would be: the writable layer (tzdata
-	// installed with --root), the flattened copy, or a layer.
-	for _, dir := range append([]string{view.Upper, view.Flat}, view.Layers...) {
-		if dir == "" {
-			continue
-		}
-		if fi, err := os.Stat(filepath.Join(dir, "usr/share/zoneinfo", name)); err == nil && fi.Mode().IsRegular() {
+	if fi, ok := img.stat(filepath.Join("usr/share/zoneinfo", name)); ok && fi.Mode().IsRegular() {
+		return name
+	}
+	return ""
+}
+
+// localeFor is the locale the sandbox gets for the host's LANG or LC_ALL
+// value name: name, or C.UTF-8 (C for another codeset) where the image's
+// glibc cannot load it. A host's en_US.UTF-8 in an image that has only
+// C.UTF-8, as Debian's and Ubuntu's have, makes perl (and so apt and
+// dpkg) print four lines of warnings at every start, and bash one. An
+// image without glibc's locale directory (musl, busybox) takes any name;
+// one with a locale archive is taken to have it.
+func localeFor(name string, img imageFiles) string {
+	lang, codeset, _ := strings.Cut(name, ".")
+	if lang == "" || lang == "C" || lang == "POSIX" {
+		return name
+	}
+	if fi, ok := img.stat("usr/lib/locale"); !ok || !fi.IsDir() {
+		return name
+	}
+	for _, n := range []string{"locale-archive", name, lang + "." + normalizeCodeset(codeset)} {
+		if _, ok := img.stat(filepath.Join("usr/lib/locale", n)); ok {
 			return name
 		}
 	}
-	return ""
+	if strings.HasPrefix(normalizeCodeset(codeset), "utf8") {
+		return "C.UTF-8"
+	}
+	return "C"
+}
+
+// normalizeCodeset is glibc's name of a codeset in locale directories:
+// lower case, letters and digits only ("UTF-8@euro" is "utf8@euro").
+func normalizeCodeset(codeset string) string {
+	codeset, modifier, hasModifier := strings.Cut(codeset, "@")
+	var b strings.Builder
+	for _, r := range strings.ToLower(codeset) {
+		if ('a' <= r && r <= 'z') || ('0' <= r && r <= '9') {
+			b.WriteRune(r)
+		}
+	}
+	if hasModifier {
+		b.WriteString("@" + modifier)
+	}
+	return b.String()
 }
 
 // zoneName is the zone that the link localtime points to, "" if it is not
@@ -204,7 +262,7 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, j
 		User:     rootless.User{Name: u.Name, Home: u.Home, Shell: "/bin/sh"},
 		Process: rootless.Process{
 			Args:           inv.Args,
-			Env:            environment(e.Image.Config.Env, cfg, u, cwd, inv.agentSocket, zoneFor(view, "/etc/localtime")),
+			Env:            environment(e.Image.Config.Env, cfg, u, cwd, inv.agentSocket, filesOf(view), "/etc/localtime"),
 			Cwd:            cwd,
 			UID:            u.UID,
 			GID:            u.GID,
@@ -444,10 +502,10 @@ func (e *Environment) ScriptArgs(name string, args []string) ([]string, bool) {
 
 // environment is, in order, the image's Env, the PATH entries of archives,
 // the user's identity and the agent socket, [env] from devbox.toml, and the
-// few host variables in hostEnv. Later entries replace earlier ones. zone,
-// the host's time zone where TZ does not say it, is TZ when nothing else
-// set it.
-func environment(imageEnv []string, cfg *Config, u User, cwd, agentSocket, zone string) []string {
+// few host variables in hostEnv, their locales ones the image has
+// (localeFor). Later entries replace earlier ones. Where nothing set TZ,
+// it names the host's time zone by localtime (zoneFor); "" leaves it.
+func environment(imageEnv []string, cfg *Config, u User, cwd, agentSocket string, img imageFiles, localtime string) []string {
 	var keys []string
 	vals := map[string]string{}
 	set := func(k, v string) {
@@ -491,11 +549,16 @@ func environment(imageEnv []string, cfg *Config, u User, cwd, agentSocket, zone 
 	}
 	for _, k := range hostEnv {
 		if v, ok := os.LookupEnv(k); ok {
+			if k == "LANG" || k == "LC_ALL" {
+				v = localeFor(v, img)
+			}
 			set(k, v)
 		}
 	}
-	if _, ok := vals["TZ"]; !ok && zone != "" {
-		set("TZ", zone)
+	if _, ok := vals["TZ"]; !ok {
+		if zone := zoneFor(img, localtime); zone != "" {
+			set("TZ", zone)
+		}
 	}
 	env := make([]string, len(keys))
 	for i, k := range keys {

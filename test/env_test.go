@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -151,6 +152,21 @@ func TestEnvDebian(t *testing.T) {
 		want, _ := exec.Command("date", "+%Z").Output()
 		if !strings.HasSuffix(r.Stdout, string(want)) {
 			t.Errorf("the zone's abbreviation differs from the host's (%q); %s", want, r)
+		}
+	})
+	if !ok {
+		return
+	}
+	ok = t.Run("a host locale the image lacks", func(t *testing.T) {
+		// The image has C.UTF-8 only: the host's en_US.UTF-8 would make
+		// perl, and so apt and dpkg, warn at every start.
+		ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, suite.bin, "run", "--", "sh", "-c", `perl -e 'print "LANG=$ENV{LANG}\n"'`)
+		cmd.Dir, cmd.Env = e.Project, append(e.environ(), "LANG=en_US.UTF-8")
+		out, err := cmd.CombinedOutput()
+		if err != nil || string(out) != "LANG=C.UTF-8\n" {
+			t.Errorf("want LANG=C.UTF-8 and no warning (%v):\n%s", err, out)
 		}
 	})
 	if !ok {

@@ -1,0 +1,149 @@
+package env
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/devboxhq/devbox/mounts"
+)
+
+func TestZoneName(t *testing.T) {
+	dir := t.TempDir()
+	for target, want := range map[string]string{
+		"/usr/share/zoneinfo/Europe/Berlin":       "Europe/Berlin",
+		"../usr/share/zoneinfo/America/New_York":  "America/New_York",
+		"/var/db/timezone/zoneinfo/Asia/Tokyo":    "Asia/Tokyo",
+		"/usr/share/zoneinfo/../../../etc/passwd": "",
+		"/etc/some-file":                          "",
+		"/usr/share/zoneinfo/":                    "",
+	} {
+		link := filepath.Join(dir, "localtime")
+		os.Remove(link)
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+		if got := zoneName(link); got != want {
+			t.Errorf("localtime -> %s: zone %q, want %q", target, got, want)
+		}
+	}
+	file := filepath.Join(dir, "copied")
+	if err := os.WriteFile(file, []byte("TZif"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := zoneName(file); got != "" {
+		t.Errorf("a localtime that is a file, not a link: zone %q, want none", got)
+	}
+}
+
+func TestZoneFor(t *testing.T) {
+	dir := t.TempDir()
+	localtime := filepath.Join(dir, "localtime")
+	if err := os.Symlink("/usr/share/zoneinfo/Europe/Berlin", localtime); err != nil {
+		t.Fatal(err)
+	}
+	withZone, without, upper := t.TempDir(), t.TempDir(), t.TempDir()
+	if err := os.MkdirAll(filepath.Join(withZone, "usr/share/zoneinfo/Europe"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(withZone, "usr/share/zoneinfo/Europe/Berlin"), []byte("TZif"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TZ", "")
+	os.Unsetenv("TZ")
+	if got := zoneFor(filesOf(mounts.View{Layers: []string{without, withZone}, Upper: upper}), localtime); got != "Europe/Berlin" {
+		t.Errorf("an image with the host's zone: %q, want Europe/Berlin", got)
+	}
+	// Without the zone's file, TZ would name a zone that programs inside
+	// cannot read, and their clock would be UTC under another name.
+	if got := zoneFor(filesOf(mounts.View{Layers: []string{without}, Upper: upper}), localtime); got != "" {
+		t.Errorf("an image without the host's zone: %q, want none", got)
+	}
+	t.Setenv("TZ", "Asia/Tokyo")
+	if got := zoneFor(filesOf(mounts.View{Layers: []string{withZone}}), localtime); got != "" {
+		t.Errorf("with TZ set on the host: %q, want none (TZ comes in itself)", got)
+	}
+}
+
+func TestEnvironmentHostVars(t *testing.T) {
+	dir := t.TempDir()
+	localtime := filepath.Join(dir, "localtime")
+	if err := os.Symlink("/usr/share/zoneinfo/Europe/Berlin", localtime); err != nil {
+		t.Fatal(err)
+	}
+	img := imageFiles{imageDir(t, "usr/share/zoneinfo/Europe/Berlin", "usr/lib/locale/C.utf8/LC_CTYPE")}
+	t.Setenv("TZ", "")
+	os.Unsetenv("TZ")
+	t.Setenv("LANG", "en_US.UTF-8")
+	u := User{Name: "u", Home: "/home/u"}
+	get := func(env []string, k string) string {
+		for _, kv := range env {
+			if v, ok := strings.CutPrefix(kv, k+"="); ok {
+				return v
+			}
+		}
+		return "(unset)"
+	}
+	env := environment(nil, &Config{}, u, "/p", "", img, localtime)
+	if get(env, "TZ") != "Europe/Berlin" || get(env, "LANG") != "C.UTF-8" {
+		t.Errorf("TZ=%s LANG=%s, want the host's zone and C.UTF-8 for a locale the image lacks", get(env, "TZ"), get(env, "LANG"))
+	}
+	if got := get(environment([]string{"TZ=UTC"}, &Config{}, u, "/p", "", img, localtime), "TZ"); got != "UTC" {
+		t.Errorf("TZ = %s, want the image's", got)
+	}
+	if got := get(environment(nil, &Config{Env: map[string]string{"TZ": "Etc/GMT+3"}}, u, "/p", "", img, localtime), "TZ"); got != "Etc/GMT+3" {
+		t.Errorf("TZ = %s, want [env]'s", got)
+	}
+	// Setup steps: no zone.
+	if got := get(environment(nil, &Config{}, u, "/p", "", img, ""), "TZ"); got != "(unset)" {
+		t.Errorf("TZ = %s, want it unset", got)
+	}
+	t.Setenv("TZ", "Asia/Tokyo")
+	if got := get(environment([]string{"TZ=UTC"}, &Config{}, u, "/p", "", img, localtime), "TZ"); got != "Asia/Tokyo" {
+		t.Errorf("TZ = %s, want the host's TZ", got)
+	}
+}
+
+func TestLocaleFor(t *testing.T) {
+	debian := imageFiles{imageDir(t, "usr/lib/locale/C.utf8/LC_CTYPE")}
+	generated := imageFiles{"", imageDir(t, "usr/lib/locale/de_DE.utf8/LC_CTYPE"), debian[0]}
+	archive := imageFiles{imageDir(t, "usr/lib/locale/locale-archive")}
+	musl := imageFiles{imageDir(t, "lib/ld-musl-x86_64.so.1")}
+	for _, tt := range []struct {
+		name string
+		img  imageFiles
+		want string
+	}{
+		{"en_US.UTF-8", debian, "C.UTF-8"},
+		{"en_US.utf8", debian, "C.UTF-8"},
+		{"de_DE.ISO-8859-1", debian, "C"},
+		{"C.UTF-8", debian, "C.UTF-8"},
+		{"POSIX", debian, "POSIX"},
+		{"de_DE.UTF-8", generated, "de_DE.UTF-8"},
+		{"fr_FR.UTF-8", generated, "C.UTF-8"},
+		{"fr_FR.UTF-8", archive, "fr_FR.UTF-8"},
+		{"en_US.UTF-8", musl, "en_US.UTF-8"},
+		{"sr_RS.UTF-8@latin", debian, "C.UTF-8"},
+	} {
+		if got := localeFor(tt.name, tt.img); got != tt.want {
+			t.Errorf("localeFor(%q) in %v = %q, want %q", tt.name, tt.img, got, tt.want)
+		}
+	}
+}
+
+// imageDir makes a directory holding the files rel, empty.
+func imageDir(t *testing.T, rel ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, r := range rel {
+		p := filepath.Join(dir, r)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
