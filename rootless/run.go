@@ -11,9 +11,11 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/devboxhq/devbox/rootless/network"
 	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 )
 
 // initEnv marks the re-executed devbox binary as a sandbox's pid 1.
@@ -55,9 +57,8 @@ type Sandbox struct {
 	init         *initProc
 	specW, syncR *os.File
 	term         *terminal
-	// errOut is the caller's standard error, for what devbox says while
-	// the sandbox runs.
-	errOut *os.File
+	// stdio are the caller's streams, which the command got.
+	stdio IO
 	// uids and gids are the subuid ranges (userns = "subuid"), nil in
 	// single mode.
 	uids, gids []IDRange
@@ -91,7 +92,7 @@ func Run(ctx context.Context, spec *Spec, stdio IO, net network.ParentDriver) (i
 // start-up with the work that yields the spec. Close releases a sandbox
 // whose Run was never called.
 func Start(l Launch, stdio IO) (_ *Sandbox, err error) {
-	sb := &Sandbox{launch: l, errOut: stdio.Err}
+	sb := &Sandbox{launch: l, stdio: stdio}
 	defer func() {
 		if err != nil {
 			sb.Close()
@@ -324,18 +325,27 @@ func (sb *Sandbox) Run(ctx context.Context, spec *Spec, net network.ParentDriver
 		}
 	}()
 
+	var notice <-chan time.Time
+	waitingFor := 0
 	for {
 		select {
-		case n := <-waiting:
-			// The command has exited; commands that joined the sandbox from
-			// other terminals still run. The terminal is the caller's again,
-			// so that a Ctrl-C there reaches devbox, and through pid 1 ends
-			// them.
+		case waitingFor = <-waiting:
+			// The command has exited; commands that joined the sandbox
+			// still run. The terminal is the caller's again, so that a
+			// Ctrl-C there reaches devbox, and through pid 1 ends them;
+			// the other streams are let go, for a joined command may be
+			// the other end of a pipe (devbox run -- a | devbox run -- b)
+			// and wait for its end. A wait that lasts is said.
 			if sb.term != nil {
 				sb.term.drain()
 				sb.term.restore()
 			}
-			fmt.Fprintf(sb.errOut, "devbox: waiting for the %d command(s) that joined this sandbox from other terminals; Ctrl-C stops them\n", n)
+			sb.releaseStreams()
+			notice = time.After(500 * time.Millisecond)
+		case <-notice:
+			if term.IsTerminal(int(sb.stdio.Err.Fd())) {
+				fmt.Fprintf(sb.stdio.Err, "devbox: waiting for the %d other command(s) in this sandbox, which joined it; Ctrl-C stops them\n", waitingFor)
+			}
 		case status := <-exited:
 			// pid 1 has reaped every process of the sandbox; what is left is
 			// the kernel tearing its namespaces down, which need not delay the
@@ -438,4 +448,21 @@ func exitStatus(ws unix.WaitStatus, err error) (int, error) {
 		return 128 + int(ws.Signal()), nil
 	}
 	return 0, fmt.Errorf("sandbox ended in an unexpected state (wait status %#x)", uint32(ws))
+}
+
+// releaseStreams points the caller's standard streams that are not a
+// terminal at /dev/null, so that devbox no longer holds the pipes they may
+// be: a reader of the command's output sees its end, a writer to its
+// input gets SIGPIPE.
+func (sb *Sandbox) releaseStreams() {
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return
+	}
+	defer null.Close()
+	for _, f := range []*os.File{sb.stdio.In, sb.stdio.Out, sb.stdio.Err} {
+		if f != nil && !term.IsTerminal(int(f.Fd())) {
+			unix.Dup3(int(null.Fd()), int(f.Fd()), 0)
+		}
+	}
 }

@@ -730,7 +730,7 @@ func TestRunJoinsRunningSandbox(t *testing.T) {
 	first, firstOut, done := startRun(t, e, "sh", "-c",
 		"echo $$ > /tmp/first-pid; touch started; while [ ! -e second-done ]; do sleep 0.05; done; "+
 			"mkdir /usr/sbin/from-first && echo first-wrote; cat /tmp/from-second; "+
-			"while [ ! -e end ]; do sleep 0.05; done")
+			"while [ ! -e end ]; do sleep 0.05; done; touch first-ended")
 	waitFile(t, filepath.Join(e.Project, "started"), firstOut)
 
 	// Root joins too, and installs into the project's layer.
@@ -762,14 +762,19 @@ func TestRunJoinsRunningSandbox(t *testing.T) {
 	}
 
 	// The first command ends while a joined one runs: the sandbox, and
-	// the first devbox, wait for it and say so.
+	// the first devbox, wait for it.
 	joined, joinedOut, joinedDone := startRun(t, e, "sh", "-c",
 		"touch joined; until [ -e release ]; do sleep 0.05; done; echo joined-done")
 	waitFile(t, filepath.Join(e.Project, "joined"), joinedOut)
 	if err := os.WriteFile(filepath.Join(e.Project, "end"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitOutput(t, firstOut, "waiting for the 1 command(s) that joined this sandbox")
+	waitFile(t, filepath.Join(e.Project, "first-ended"), firstOut)
+	select {
+	case err := <-done:
+		t.Fatalf("the first run ended (%v) while a joined one ran:\n%s", err, firstOut.String())
+	case <-time.After(300 * time.Millisecond):
+	}
 	if err := os.WriteFile(filepath.Join(e.Project, "release"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -782,16 +787,28 @@ func TestRunJoinsRunningSandbox(t *testing.T) {
 
 	// Stopped while it waits (a Ctrl-C), the first devbox ends what
 	// joined, which says so.
-	first, firstOut, done = startRun(t, e, "sh", "-c", "touch started2; until [ -e end2 ]; do sleep 0.05; done")
+	first, firstOut, done = startRun(t, e, "sh", "-c", "touch started2; until [ -e end2 ]; do sleep 0.05; done; touch ended2")
 	waitFile(t, filepath.Join(e.Project, "started2"), firstOut)
-	joined, joinedOut, joinedDone = startRun(t, e, "sh", "-c", "touch joined2; sleep 60")
+	_, joinedOut, joinedDone = startRun(t, e, "sh", "-c", "touch joined2; sleep 60")
 	waitFile(t, filepath.Join(e.Project, "joined2"), joinedOut)
 	if err := os.WriteFile(filepath.Join(e.Project, "end2"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitOutput(t, firstOut, "Ctrl-C stops them")
-	first.Process.Signal(syscall.SIGINT)
-	err := waitRun(t, joined, joinedDone)
+	waitFile(t, filepath.Join(e.Project, "ended2"), firstOut)
+	// Until its pid 1 has reaped the first command, a Ctrl-C is the
+	// command's: sent again until the joined run ends.
+	var err error
+	deadline := time.After(runTimeout)
+	for stopped := false; !stopped; {
+		first.Process.Signal(syscall.SIGINT)
+		select {
+		case err = <-joinedDone:
+			stopped = true
+		case <-time.After(200 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("the joined run outlived a Ctrl-C to the first")
+		}
+	}
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 137 || !strings.Contains(joinedOut.String(), "was stopped from the terminal that started it") {
 		t.Errorf("a joined run stopped from the first terminal wants status 137 and a notice (%v):\n%s", err, joinedOut.String())
@@ -808,6 +825,38 @@ func TestRunJoinsRunningSandbox(t *testing.T) {
 	}
 	if strings.Contains(third.Stdout, "from-ephemeral") {
 		t.Errorf("the --ephemeral run's change was kept; %s", third)
+	}
+}
+
+// TestRunPipelineInOneSandbox: two runs of a project joined by a pipe share
+// its sandbox, and end whichever of them ends first: the first devbox lets
+// its end of the pipe go while it waits for the other.
+func TestRunPipelineInOneSandbox(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, imageRef(suite.registry, "busybox"))
+	e.mustRun(t, "run", "--", "true")
+	for _, tt := range []struct{ name, script, want string }{
+		// The writer ends first: the reader waits for the end of its input.
+		{"writer first", `%[1]s run -- sh -c 'echo a; echo b; sleep 0.4' | (sleep 0.1; %[1]s run -- wc -l)`, "2\n"},
+		// The reader ends first: the writer gets SIGPIPE.
+		{"reader first", `(sleep 0.1; %[1]s run -- yes) | %[1]s run -- sh -c 'sleep 0.3; head -n 1'`, "y\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, "sh", "-c", fmt.Sprintf(tt.script, suite.bin))
+			cmd.Dir, cmd.Env = e.Project, e.environ()
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+			cmd.WaitDelay = 5 * time.Second
+			out, err := cmd.Output()
+			if ctx.Err() != nil {
+				t.Fatalf("the pipeline hung: %s", out)
+			}
+			if string(out) != tt.want {
+				t.Errorf("the pipeline printed %q (%v), want %q", out, err, tt.want)
+			}
+		})
 	}
 }
 
@@ -838,16 +887,6 @@ func waitRun(t *testing.T, cmd *exec.Cmd, done chan error) error {
 	case <-time.After(runTimeout):
 		t.Fatalf("%s did not end", cmd)
 		return nil
-	}
-}
-
-// waitOutput waits for out to contain want.
-func waitOutput(t *testing.T, out *syncBuffer, want string) {
-	t.Helper()
-	for deadline := time.Now().Add(runTimeout); !strings.Contains(out.String(), want); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the output lacks %q: %s", want, out.String())
-		}
 	}
 }
 
