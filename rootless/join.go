@@ -60,8 +60,8 @@ const (
 const maxJoinSpec = 16 << 20
 
 // NotJoinableError is Join's error when the running sandbox cannot take
-// the command: it is ending, it was started from another devbox.toml, or
-// nobody answers at the socket.
+// the command: its first command has ended, it was started from another
+// devbox.toml, or nobody answers at the socket.
 type NotJoinableError struct{ Reason string }
 
 func (e *NotJoinableError) Error() string {
@@ -81,7 +81,13 @@ func socketAddr(path string) (addr *unix.SockaddrUnix, dir int, err error) {
 	if err != nil {
 		return nil, -1, &os.PathError{Op: "open", Path: filepath.Dir(path), Err: err}
 	}
-	return &unix.SockaddrUnix{Name: "/proc/self/fd/" + strconv.Itoa(dir) + "/" + filepath.Base(path)}, dir, nil
+	return &unix.SockaddrUnix{Name: inDir(dir, filepath.Base(path))}, dir, nil
+}
+
+// inDir is the path of name in the directory that the descriptor dir is
+// open on.
+func inDir(dir int, name string) string {
+	return "/proc/self/fd/" + strconv.Itoa(dir) + "/" + name
 }
 
 // listenShare listens for joiners at name in the directory dir. A socket
@@ -95,7 +101,7 @@ func listenShare(dir int, name string) (int, error) {
 	if err != nil {
 		return -1, &os.SyscallError{Syscall: "socket", Err: err}
 	}
-	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: "/proc/self/fd/" + strconv.Itoa(dir) + "/" + name}); err != nil {
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: inDir(dir, name)}); err != nil {
 		unix.Close(fd)
 		return -1, &os.PathError{Op: "bind", Path: name, Err: err}
 	}
@@ -320,6 +326,9 @@ func serveJoin(fd int, owner *Spec, j *joined) {
 		sendMessage(conn, message{Type: msgNotJoinable, Error: err.Error()})
 		return
 	}
+	// The sizes of a subuid sandbox's maps, which its user's commands are
+	// mapped into, are the sandbox's: Run set them on the first Spec only.
+	spec.UIDMapSize, spec.GIDMapSize = owner.UIDMapSize, owner.GIDMapSize
 	sendMessage(conn, message{Type: msgAccepted})
 	if spec.Process.Terminal {
 		master, slave, err := openPty(&spec.Process)
@@ -397,8 +406,8 @@ func readJoin(fd int, conn *os.File) ([]*os.File, *Spec, error) {
 	if len(fds) != 3 {
 		return stdio, nil, errors.New("the joiner sent no standard streams")
 	}
-	r := bufio.NewReader(conn)
-	n, err := binary.ReadUvarint(r)
+	// Unbuffered: what follows the Spec on the socket is read elsewhere.
+	n, err := binary.ReadUvarint(byteReader{conn})
 	if err == nil && n > maxJoinSpec {
 		err = fmt.Errorf("a spec of %d bytes", n)
 	}
@@ -406,7 +415,7 @@ func readJoin(fd int, conn *os.File) ([]*os.File, *Spec, error) {
 		return stdio, nil, err
 	}
 	data := make([]byte, n)
-	if _, err := io.ReadFull(r, data); err != nil {
+	if _, err := io.ReadFull(conn, data); err != nil {
 		return stdio, nil, err
 	}
 	var spec Spec

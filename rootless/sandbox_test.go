@@ -629,6 +629,38 @@ func TestRunSubuid(t *testing.T) {
 	if uid := fi.Sys().(*syscall.Stat_t).Uid; uid != uint32(os.Getuid()) {
 		t.Errorf("a file made in the work tree is owned by %d on the host, want %d", uid, os.Getuid())
 	}
+
+	// A command of the user joins it, mapped as the first one was.
+	spec = sandbox(t, []string{layer}, "sh", "-c", "read line")
+	spec.Userns = UsernsSubuid
+	spec.Share = filepath.Join(t.TempDir(), "sandbox.sock")
+	in, feed, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	null, _ := os.Open(os.DevNull)
+	defer null.Close()
+	ownerDone := make(chan error, 1)
+	go func() {
+		_, err := Run(context.Background(), spec, IO{In: in, Out: null, Err: null}, nil)
+		ownerDone <- err
+	}()
+	joiner := *spec
+	joiner.Share = ""
+	joiner.Process.Args = []string{"id", "-u"}
+	out2, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err = Join(context.Background(), spec.Share, &joiner, IO{In: null, Out: out2, Err: out2})
+	b, _ := os.ReadFile(out2.Name())
+	if err != nil || code != 0 || strings.TrimSpace(string(b)) != strconv.Itoa(os.Getuid()) {
+		t.Errorf("a joined command of the user: %d, %v, output %q; want uid %d", code, err, b, os.Getuid())
+	}
+	feed.Close()
+	if err := <-ownerDone; err != nil {
+		t.Errorf("the owner: %v", err)
+	}
 }
 
 func TestIDRanges(t *testing.T) {
