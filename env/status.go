@@ -18,16 +18,19 @@ import (
 // Status describes a project's environment as it is on disk, without
 // pulling or building anything.
 type Status struct {
-	Project    string        `json:"project"`
-	Config     string        `json:"config"`
-	Lock       string        `json:"lock"` // "pinned", "missing"
-	Image      ImageStatus   `json:"image"`
-	Steps      []StepStatus  `json:"steps"`
-	Writable   LayerStatus   `json:"writableLayer"`
-	RootFS     string        `json:"rootfs"`
-	Network    string        `json:"network"`
-	Userns     string        `json:"userns"`
-	StateDir   string        `json:"stateDir"`
+	Project  string       `json:"project"`
+	Config   string       `json:"config"`
+	Lock     string       `json:"lock"` // "pinned", "missing"
+	Image    ImageStatus  `json:"image"`
+	Steps    []StepStatus `json:"steps"`
+	Writable LayerStatus  `json:"writableLayer"`
+	RootFS   string       `json:"rootfs"`
+	Network  string       `json:"network"`
+	Userns   string       `json:"userns"`
+	StateDir string       `json:"stateDir"`
+	// Running: a sandbox of the project runs, which a new run or shell
+	// joins.
+	Running    bool          `json:"running"`
 	LayerCount int           `json:"layerCount"`
 	Scripts    []string      `json:"scripts,omitempty"`
 	Took       time.Duration `json:"-"`
@@ -84,6 +87,7 @@ func Inspect(cfg *Config, dirs Dirs, store *image.Store, rootfs mounts.RootFS) (
 		Writable: LayerStatus{Path: project.UpperDir(), Size: fsutil.TreeSize(project.UpperDir())},
 	}
 	st.Scripts = slices.Sorted(maps.Keys(cfg.Scripts))
+	st.Running = project.running()
 	if lock != nil {
 		st.Lock = "pinned"
 	}
@@ -134,6 +138,18 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// running reports whether a sandbox of p runs: each holds a shared lock on
+// the project (Environment.Running), which this exclusive probe would
+// otherwise get, for a moment that a sandbox starting meanwhile waits out.
+func (p *Project) running() bool {
+	release, err := fsutil.TryLock(filepath.Join(p.StateDir, "lock"))
+	if err != nil {
+		return errors.Is(err, fsutil.ErrLocked)
+	}
+	release()
+	return false
 }
 
 // Reset discards the project's writable layer (and its home, with home),

@@ -400,7 +400,8 @@ type status struct {
 	Writable struct {
 		Size int64 `json:"size"`
 	} `json:"writableLayer"`
-	LayerCount int `json:"layerCount"`
+	LayerCount int  `json:"layerCount"`
+	Running    bool `json:"running"`
 }
 
 func (e *testEnv) status(t *testing.T) status {
@@ -468,8 +469,22 @@ func TestEnvStatusAndReset(t *testing.T) {
 	if got, want := lines(r.Stdout), []string{"written", "set-up", "kept"}; !slices.Equal(got, want) {
 		t.Fatalf("after run --root: output %q, want %q; %s", got, want, r)
 	}
-	if st := e.status(t); st.Writable.Size == 0 {
-		t.Errorf("status reports an empty writable layer after run --root wrote %s", marker)
+	if st := e.status(t); st.Writable.Size == 0 || st.Running {
+		t.Errorf("status after run --root wrote %s: writable layer of %d bytes, running %v; want bytes, not running", marker, st.Writable.Size, st.Running)
+	}
+	_, out, done := startRun(t, e, "sh", "-c", "touch started; until [ -e end ]; do sleep 0.05; done")
+	waitFile(t, filepath.Join(e.Project, "started"), out)
+	if st := e.status(t); !st.Running {
+		t.Errorf("status while a sandbox runs: running %v, want true", st.Running)
+	}
+	if r := e.mustRun(t, "status"); !strings.Contains(r.Stdout, "sandbox         running: a 'devbox run' or 'devbox shell' here joins it") {
+		t.Errorf("status while a sandbox runs does not say so; %s", r)
+	}
+	if err := os.WriteFile(filepath.Join(e.Project, "end"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the sandbox: %v\n%s", err, out)
 	}
 
 	e.mustRun(t, "reset")

@@ -23,7 +23,8 @@ func NewCmdStatus(f *Factory, runF func(*StatusOptions) error) *cobra.Command {
 		Long: `Show what the project's environment is made of, from the local store alone
 (no network, nothing built): the image and its digest, whether devbox.lock
 pins it, each build step with its cache key and whether it is built, the
-sizes on disk, the writable layer, and how the root filesystem is mounted.`,
+sizes on disk, the writable layer, whether a sandbox of the project runs (a
+new run or shell joins it), and how the root filesystem is mounted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
@@ -86,6 +87,11 @@ func statusRun(opts *StatusOptions) error {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", label, s.Name, s.Key[:12], state)
 	}
 	fmt.Fprintf(w, "writable layer\t%s (%s; 'devbox reset' discards it)\n", humanBytes(st.Writable.Size), st.Writable.Path)
+	if st.Running {
+		fmt.Fprintf(w, "sandbox\trunning: a 'devbox run' or 'devbox shell' here joins it\n")
+	} else {
+		fmt.Fprintf(w, "sandbox\tnot running\n")
+	}
 	fmt.Fprintf(w, "rootfs\t%s\n", st.RootFS)
 	fmt.Fprintf(w, "network\t%s\n", st.Network)
 	fmt.Fprintf(w, "user namespace\t%s\n", st.Userns)
