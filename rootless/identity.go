@@ -47,12 +47,7 @@ func etcFiles(spec *Spec, hostHosts []byte) map[string][]byte {
 			files["group"] = b
 		}
 	}
-	// Root with root emulation: apt switches to its _apt user to download,
-	// then checks that it did, which the emulation only pretends ("Could not
-	// switch group"). Told to stay root, apt works. Setup steps, which run
-	// without a user entry, tell it on the command line (env/steps.go) and
-	// keep the file out of their layers.
-	if spec.User.Name != "" && spec.Process.UID == 0 && spec.Process.RootEmulation && isDir("/etc/apt/apt.conf.d") {
+	if aptStaysRoot(spec) {
 		files[aptConfigName] = []byte(aptConfig)
 	}
 	if name := spec.hostname() + "\n"; string(readFile("/etc/hostname")) != name {
@@ -67,6 +62,16 @@ func etcFiles(spec *Spec, hostHosts []byte) map[string][]byte {
 		}
 	}
 	return files
+}
+
+// aptStaysRoot reports whether spec's command needs apt told to stay root.
+// Root with root emulation: apt switches to its _apt user to download,
+// then checks that it did, which the emulation only pretends ("Could not
+// switch group"). Told to stay root, apt works. Setup steps, which run
+// without a user entry, tell it on the command line (env/steps.go) and
+// keep the file out of their layers.
+func aptStaysRoot(spec *Spec) bool {
+	return spec.User.Name != "" && spec.Process.UID == 0 && spec.Process.RootEmulation && isDir("/etc/apt/apt.conf.d")
 }
 
 // aptConfigName, under /etc, is where a root sandbox tells apt to stay

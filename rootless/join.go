@@ -132,6 +132,8 @@ type joined struct {
 	ln     int
 	owner  *Spec
 	served bool
+	// aptOnce binds apt's configuration for root once (aptStaysRoot).
+	aptOnce sync.Once
 }
 
 func newJoined() *joined {
@@ -329,6 +331,17 @@ func serveJoin(fd int, owner *Spec, j *joined) {
 	// The sizes of a subuid sandbox's maps, which its user's commands are
 	// mapped into, are the sandbox's: Run set them on the first Spec only.
 	spec.UIDMapSize, spec.GIDMapSize = owner.UIDMapSize, owner.GIDMapSize
+	// Root joining a sandbox whose set-up did not tell apt to stay root
+	// (its first command was not root): pid 1 binds that now, for every
+	// root command after it too.
+	if aptStaysRoot(spec) && !aptStaysRoot(owner) {
+		var err error
+		j.aptOnce.Do(func() { err = writeEtcFiles(map[string][]byte{aptConfigName: []byte(aptConfig)}) })
+		if err != nil {
+			sendMessage(conn, message{Type: msgNotJoinable, Error: "tell apt to stay root: " + err.Error()})
+			return
+		}
+	}
 	sendMessage(conn, message{Type: msgAccepted})
 	if spec.Process.Terminal {
 		master, slave, err := openPty(&spec.Process)
@@ -428,8 +441,11 @@ func readJoin(fd int, conn *os.File) ([]*os.File, *Spec, error) {
 // joinable says why spec cannot run in the sandbox of owner, if it
 // cannot: the two must have the same root filesystem, network and
 // identity mapping, and the same mounts but for the home directory, which
-// differs between the user and root. A root owner's threads may carry
-// root emulation, which a user's command must not inherit.
+// differs between the user and root. The user's command cannot join a
+// root sandbox: that sandbox has neither the user's entry in /etc/passwd
+// nor their home, and its pid 1's threads may carry root emulation, which
+// the user's command must not inherit. Root joins the user's sandbox:
+// every image knows root, and /root is its home.
 func joinable(owner, spec *Spec) error {
 	if spec.Network != owner.Network || spec.Userns != owner.Userns || spec.RootDir != owner.RootDir {
 		return errors.New("it was started with another network or user namespace mode")
@@ -437,8 +453,8 @@ func joinable(owner, spec *Spec) error {
 	if !slices.EqualFunc(viewOf(owner), viewOf(spec), mountsEqual) {
 		return errors.New("its image, layers or mounts differ from this command's: devbox.toml or the lock changed since it started")
 	}
-	if owner.Process.UID == 0 && owner.Process.RootEmulation && spec.Process.UID != 0 {
-		return errors.New("it runs as root with root emulation, and this command runs as the user")
+	if owner.Process.UID == 0 && spec.Process.UID != 0 {
+		return errors.New("it runs as root, and this command runs as you")
 	}
 	return nil
 }

@@ -589,6 +589,41 @@ func TestAptStaysRoot(t *testing.T) {
 			}
 		})
 	}
+	t.Run("root joins the user's sandbox", func(t *testing.T) {
+		owner := sandbox(t, []string{layer}, "sh", "-c", "read line")
+		owner.User = User{Name: "dev", Home: "/home/dev", Shell: "/bin/sh"}
+		owner.Share = filepath.Join(t.TempDir(), "sandbox.sock")
+		in, feed, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		null, _ := os.Open(os.DevNull)
+		defer null.Close()
+		done := make(chan error, 1)
+		go func() {
+			_, err := Run(context.Background(), owner, IO{In: in, Out: null, Err: null}, nil)
+			done <- err
+		}()
+		for _, name := range []string{"first", "second"} {
+			root := *owner
+			root.Share, root.User = "", User{Name: "root", Home: "/root", Shell: "/bin/sh"}
+			root.Process.Args = []string{"sh", "-c", read}
+			root.Process.UID, root.Process.GID, root.Process.RootEmulation = 0, 0, true
+			out, err := os.Create(filepath.Join(t.TempDir(), "out"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, err := Join(context.Background(), owner.Share, &root, IO{In: null, Out: out, Err: out})
+			b, _ := os.ReadFile(out.Name())
+			if err != nil || code != 0 || !strings.Contains(string(b), `APT::Sandbox::User "root";`) {
+				t.Errorf("the %s root joiner: %d, %v, apt.conf.d holds %q; want the setting", name, code, err, b)
+			}
+		}
+		feed.Close()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
 }
 
 // TestRunSubuid: with a full id range, a process inside really switches
@@ -1007,5 +1042,51 @@ func waitForFile(t *testing.T, path string) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s did not appear", path)
 		}
+	}
+}
+
+func TestJoinable(t *testing.T) {
+	owner := &Spec{
+		RootDir: "/s/root", Network: NetworkHost, Userns: UsernsSingle,
+		Mounts: []mounts.Mount{
+			{Type: mounts.Overlay, Target: "/", Lower: []string{"/l/a"}, Upper: "/s/upper", Work: "/s/work"},
+			{Type: mounts.Bind, Source: "/s/home", Target: "/home/u"},
+			{Type: mounts.Bind, Source: "/h/.gitconfig", Target: "/home/u/.gitconfig", ReadOnly: true},
+			{Type: mounts.Bind, Source: "/p", Target: "/p"},
+		},
+		Process: Process{UID: 1000, GID: 1000},
+		User:    User{Name: "u", Home: "/home/u"},
+	}
+	root := func(s *Spec) {
+		s.Process.UID, s.Process.GID, s.Process.RootEmulation = 0, 0, true
+		s.User = User{Name: "root", Home: "/root"}
+		s.Mounts = []mounts.Mount{owner.Mounts[0],
+			{Type: mounts.Bind, Source: "/s/home", Target: "/root"},
+			{Type: mounts.Bind, Source: "/h/.gitconfig", Target: "/root/.gitconfig", ReadOnly: true},
+			owner.Mounts[3]}
+	}
+	for _, tt := range []struct {
+		name   string
+		change func(owner, spec *Spec)
+		want   string // in the error; "" for joinable
+	}{
+		{"the same", func(_, _ *Spec) {}, ""},
+		{"root joins the user", func(_, s *Spec) { root(s) }, ""},
+		{"the user joins root", func(o, _ *Spec) { root(o) }, "runs as root"},
+		{"another network", func(_, s *Spec) { s.Network = NetworkNone }, "network"},
+		{"another layer", func(_, s *Spec) { s.Mounts[0].Lower = []string{"/l/b"} }, "mounts differ"},
+		{"a mount more", func(_, s *Spec) {
+			s.Mounts = append(s.Mounts, mounts.Mount{Type: mounts.Bind, Source: "/d", Target: "/data"})
+		}, "mounts differ"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			o, s := *owner, *owner
+			o.Mounts, s.Mounts = slices.Clone(owner.Mounts), slices.Clone(owner.Mounts)
+			tt.change(&o, &s)
+			err := joinable(&o, &s)
+			if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("joinable = %v, want %q", err, tt.want)
+			}
+		})
 	}
 }
