@@ -124,3 +124,32 @@ func TestMountPointsUnder(t *testing.T) {
 		t.Errorf("lines that are not mountinfo gave %q", got)
 	}
 }
+
+// FuzzMountPointsUnder: any mountinfo is read without a panic, every mount
+// point found lies beneath the directory, and a path escaped as the kernel
+// escapes it reads back as it was.
+func FuzzMountPointsUnder(f *testing.F) {
+	f.Add("31 30 0:26 / /r/sys/fs/cgroup rw - tmpfs tmpfs rw\n", "/r/sys", "/a b\\c")
+	f.Add("33 22 0:28 / /r/sys\\040x/in\\134side rw - tmpfs tmpfs rw\n", "/r/sys x", "\t\n")
+	f.Add("1 2 3 4 /\\0\\777\\", "/", "\\040")
+	f.Fuzz(func(t *testing.T, mountinfo, dir, path string) {
+		prefix := strings.TrimSuffix(dir, "/") + "/"
+		for _, mp := range mountPointsUnder([]byte(mountinfo), dir) {
+			if !strings.HasPrefix(mp, prefix) {
+				t.Errorf("mount point %q is not beneath %q", mp, dir)
+			}
+		}
+		var escaped strings.Builder
+		for i := 0; i < len(path); i++ {
+			switch c := path[i]; c {
+			case ' ', '\t', '\n', '\\':
+				fmt.Fprintf(&escaped, "\\%03o", c)
+			default:
+				escaped.WriteByte(c)
+			}
+		}
+		if got := unescapeMountinfo(escaped.String()); got != path {
+			t.Errorf("unescape(%q) = %q, want %q", escaped.String(), got, path)
+		}
+	})
+}
