@@ -115,7 +115,7 @@ func listenShare(dir int, name string) (int, error) {
 // joined tracks the commands pid 1 runs for joiners, so that its reaping
 // loop can hand each its status. The sandbox lives until the last of its
 // commands ends: when the first one exits while joined ones run, what it
-// left is killed, no one else may join, and pid 1 waits for them.
+// left is killed and pid 1 waits for them.
 type joined struct {
 	mu     sync.Mutex
 	status map[int]chan exit
@@ -167,11 +167,14 @@ func (j *joined) exited(pid, status int) (last bool) {
 	return false
 }
 
-// accept registers a new joiner, unless the first command has exited.
+// accept registers a new joiner, unless the sandbox is ending. One may
+// join after the first command has exited, while joined ones run: that
+// devbox still holds the project's writable layer, which a sandbox of the
+// joiner's own could not have.
 func (j *joined) accept() bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.firstExited {
+	if j.killed {
 		return false
 	}
 	j.served = true
@@ -179,10 +182,15 @@ func (j *joined) accept() bool {
 	return true
 }
 
-func (j *joined) starting() {
+// starting counts a command about to start, unless the sandbox is ending.
+func (j *joined) starting() bool {
 	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.killed {
+		return false
+	}
 	j.pending++
-	j.mu.Unlock()
+	return true
 }
 
 // started registers the command started as pid (0 if it was not) and
@@ -486,7 +494,9 @@ func startJoined(spec *Spec, stdio []*os.File, j *joined) (pid, status int, err 
 		pid, status int
 		err         error
 	}
-	j.starting()
+	if !j.starting() {
+		return 0, 0, errors.New("the sandbox has ended")
+	}
 	done := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread()

@@ -1012,6 +1012,10 @@ func TestJoin(t *testing.T) {
 			t.Fatalf("the owner's Run returned (%d) while a joined command ran", code)
 		case <-time.After(300 * time.Millisecond):
 		}
+		// The sandbox still runs: another command may join it.
+		if code, out, err := join(t, user, "test", "-e", "joined"); code != 0 || err != nil {
+			t.Errorf("a join after the first command ended: %d, %v (%s)", code, err, out)
+		}
 		if err := os.WriteFile(filepath.Join(owner.Process.Cwd, "release"), nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
