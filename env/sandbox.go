@@ -275,6 +275,16 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, j
 	}, join, cleanup, nil
 }
 
+// SandboxRunning reports whether a sandbox of p runs on its writable
+// layer, the one a new run or shell joins.
+func (p *Project) SandboxRunning() bool {
+	return fsutil.Held(filepath.Join(p.StateDir, upperLock))
+}
+
+// upperLock, in a project's state directory, is held by the sandbox that
+// uses the project's writable layer (rootView).
+const upperLock = "upper.lock"
+
 // throwawayPrefix names the throwaway writable layers in a project's state
 // directory; GC removes those that killed sandboxes left.
 const throwawayPrefix = ".tmp-ephemeral-"
@@ -297,7 +307,7 @@ func rootView(e *Environment, inv Invocation) (view mounts.View, running bool, c
 		Upper: e.Project.UpperDir(), Work: e.Project.WorkDir()}
 	ephemeral := inv.Ephemeral
 	if !ephemeral && e.RootFS != mounts.RootFSCopy {
-		release, err := fsutil.TryLock(filepath.Join(e.Project.StateDir, "upper.lock"))
+		release, err := fsutil.TryLock(filepath.Join(e.Project.StateDir, upperLock))
 		switch {
 		case err == nil:
 			return view, false, release, nil

@@ -87,7 +87,7 @@ func Inspect(cfg *Config, dirs Dirs, store *image.Store, rootfs mounts.RootFS) (
 		Writable: LayerStatus{Path: project.UpperDir(), Size: fsutil.TreeSize(project.UpperDir())},
 	}
 	st.Scripts = slices.Sorted(maps.Keys(cfg.Scripts))
-	st.Running = project.running()
+	st.Running = project.SandboxRunning()
 	if lock != nil {
 		st.Lock = "pinned"
 	}
@@ -138,18 +138,6 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
-}
-
-// running reports whether a sandbox of p runs: each holds a shared lock on
-// the project (Environment.Running), which this exclusive probe would
-// otherwise get, for a moment that a sandbox starting meanwhile waits out.
-func (p *Project) running() bool {
-	release, err := fsutil.TryLock(filepath.Join(p.StateDir, "lock"))
-	if err != nil {
-		return errors.Is(err, fsutil.ErrLocked)
-	}
-	release()
-	return false
 }
 
 // Reset discards the project's writable layer (and its home, with home),

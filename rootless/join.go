@@ -60,9 +60,13 @@ const (
 const maxJoinSpec = 16 << 20
 
 // NotJoinableError is Join's error when the running sandbox cannot take
-// the command: its first command has ended, it was started from another
-// devbox.toml, or nobody answers at the socket.
-type NotJoinableError struct{ Reason string }
+// the command: it has ended (Ended), it was started from another
+// devbox.toml, or nobody answers at its socket.
+type NotJoinableError struct {
+	Reason string
+	// Ended: the sandbox has ended, or ends; the caller may start one.
+	Ended bool
+}
 
 func (e *NotJoinableError) Error() string {
 	return "the running sandbox cannot be joined: " + e.Reason
@@ -562,9 +566,11 @@ func killWhere(kill func(session int) bool) {
 // Join runs spec's command in the running sandbox that listens at socket,
 // and returns its exit status as Run does. A *NotJoinableError says that
 // it did not run and why; ErrSandboxEnded, that the sandbox ended under
-// it.
-func Join(ctx context.Context, socket string, spec *Spec, stdio IO) (int, error) {
-	conn, err := dialShare(socket)
+// it. While nothing answers at the socket, Join waits for up to a second,
+// as long as running (nil: always) reports the sandbox still there: it
+// binds the socket once its command has started.
+func Join(ctx context.Context, socket string, spec *Spec, stdio IO, running func() bool) (int, error) {
+	conn, err := dialShare(socket, running)
 	if err != nil {
 		return 0, err
 	}
@@ -585,7 +591,7 @@ func Join(ctx context.Context, socket string, spec *Spec, stdio IO) (int, error)
 	m, err := readMessage(byteReader{conn})
 	switch {
 	case err != nil:
-		return 0, &NotJoinableError{Reason: "it ended"}
+		return 0, &NotJoinableError{Reason: "it ended", Ended: true}
 	case m.Type == msgNotJoinable:
 		return 0, &NotJoinableError{Reason: m.Error}
 	case m.Type != msgAccepted:
@@ -630,9 +636,11 @@ func Join(ctx context.Context, socket string, spec *Spec, stdio IO) (int, error)
 }
 
 // dialShare connects to the sandbox at socket. Its pid 1 binds the socket
-// while it sets up, just after the sandbox took the project's writable
-// layer: a moment's wait covers that.
-func dialShare(socket string) (*os.File, error) {
+// once its command has started, a few milliseconds after the sandbox took
+// the project's writable layer: a moment's wait covers that, unless
+// running says that the sandbox has gone meanwhile (the socket a sandbox
+// left refuses connections too).
+func dialShare(socket string, running func() bool) (*os.File, error) {
 	addr, dir, err := socketAddr(socket)
 	if err != nil {
 		return nil, &NotJoinableError{Reason: err.Error()}
@@ -650,6 +658,10 @@ func dialShare(socket string) (*os.File, error) {
 		if !(errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ECONNREFUSED)) || try == 50 {
 			unix.Close(fd)
 			return nil, &NotJoinableError{Reason: fmt.Sprintf("nothing answers at %s: %v", socket, err)}
+		}
+		if running != nil && !running() {
+			unix.Close(fd)
+			return nil, &NotJoinableError{Reason: "it ended", Ended: true}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

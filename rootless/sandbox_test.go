@@ -613,7 +613,7 @@ func TestAptStaysRoot(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			code, err := Join(context.Background(), owner.Share, &root, IO{In: null, Out: out, Err: out})
+			code, err := Join(context.Background(), owner.Share, &root, IO{In: null, Out: out, Err: out}, nil)
 			b, _ := os.ReadFile(out.Name())
 			if err != nil || code != 0 || !strings.Contains(string(b), `APT::Sandbox::User "root";`) {
 				t.Errorf("the %s root joiner: %d, %v, apt.conf.d holds %q; want the setting", name, code, err, b)
@@ -687,7 +687,7 @@ func TestRunSubuid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, err = Join(context.Background(), spec.Share, &joiner, IO{In: null, Out: out2, Err: out2})
+	code, err = Join(context.Background(), spec.Share, &joiner, IO{In: null, Out: out2, Err: out2}, nil)
 	b, _ := os.ReadFile(out2.Name())
 	if err != nil || code != 0 || strings.TrimSpace(string(b)) != strconv.Itoa(os.Getuid()) {
 		t.Errorf("a joined command of the user: %d, %v, output %q; want uid %d", code, err, b, os.Getuid())
@@ -941,7 +941,7 @@ func TestJoin(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer out.Close()
-		code, err := Join(context.Background(), owner.Share, &spec, IO{In: null, Out: out, Err: out})
+		code, err := Join(context.Background(), owner.Share, &spec, IO{In: null, Out: out, Err: out}, nil)
 		b, _ := os.ReadFile(out.Name())
 		return code, string(b), err
 	}
@@ -984,7 +984,7 @@ func TestJoin(t *testing.T) {
 		spec := *owner
 		spec.Mounts = append(slices.Clone(owner.Mounts), mounts.Mount{Type: mounts.Tmpfs, Target: "/data"})
 		spec.Process.Args = []string{"touch", "/tmp/refused-ran"}
-		_, err := Join(context.Background(), owner.Share, &spec, IO{In: null, Out: null, Err: null})
+		_, err := Join(context.Background(), owner.Share, &spec, IO{In: null, Out: null, Err: null}, nil)
 		var nj *NotJoinableError
 		if !errors.As(err, &nj) || !strings.Contains(err.Error(), "mounts differ") {
 			t.Errorf("Join with another mount: %v, want a NotJoinableError", err)
@@ -1092,5 +1092,26 @@ func TestJoinable(t *testing.T) {
 				t.Errorf("joinable = %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestJoinWhileStarting: with nothing at the socket yet, Join waits while
+// the sandbox runs, and gives up at once, saying it ended, once it does
+// not.
+func TestJoinWhileStarting(t *testing.T) {
+	socket := filepath.Join(t.TempDir(), "sandbox.sock")
+	null, _ := os.Open(os.DevNull)
+	defer null.Close()
+	spec := &Spec{Process: Process{Args: []string{"true"}}}
+	asked := 0
+	_, err := Join(context.Background(), socket, spec, IO{In: null, Out: null, Err: null}, func() bool { asked++; return false })
+	var nj *NotJoinableError
+	if !errors.As(err, &nj) || !nj.Ended || asked != 1 {
+		t.Errorf("Join once the sandbox is gone: %v (asked %d times), want an ended NotJoinableError at the first ask", err, asked)
+	}
+	asked = 0
+	_, err = Join(context.Background(), socket, spec, IO{In: null, Out: null, Err: null}, func() bool { asked++; return true })
+	if !errors.As(err, &nj) || nj.Ended || asked < 10 {
+		t.Errorf("Join while a sandbox that never answers runs: %v (asked %d times), want a NotJoinableError, not ended, after waiting", err, asked)
 	}
 }

@@ -860,6 +860,39 @@ func TestRunPipelineInOneSandbox(t *testing.T) {
 	}
 }
 
+// TestRunJoinsWhenTheSandboxEnds: a run that finds the project's layer
+// taken, but the sandbox gone before it answers (devbox run -- a | devbox
+// run -- b with a done at once), takes the layer itself: no throwaway
+// layer, no notice.
+func TestRunJoinsWhenTheSandboxEnds(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, imageRef(suite.registry, "busybox"))
+	e.mustRun(t, "run", "--", "true")
+	locks, _ := filepath.Glob(filepath.Join(e.Data, "devbox", "projects", "*", "upper.lock"))
+	if len(locks) != 1 {
+		t.Fatalf("want the project's upper.lock, found %q", locks)
+	}
+	// The test holds the layer as a starting sandbox would, with no
+	// socket yet, and lets go while the run waits for it.
+	lock, err := os.OpenFile(locks[0], os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	run, out, done := startRun(t, e, "sh", "-c", "echo own-layer")
+	time.Sleep(200 * time.Millisecond)
+	syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	if err := waitRun(t, run, done); err != nil || !strings.Contains(out.String(), "own-layer") {
+		t.Fatalf("the run: %v\n%s", err, out.String())
+	}
+	if strings.Contains(out.String(), "cannot be joined") || strings.Contains(out.String(), "throwaway") {
+		t.Errorf("the run, whose sandbox had gone, wants the project's layer and no notice:\n%s", out.String())
+	}
+}
+
 // startRun starts `devbox run -- args` in e's project, in a process group
 // that the test's end kills; its output, both streams, goes to the buffer.
 func startRun(t *testing.T, e *testEnv, args ...string) (*exec.Cmd, *syncBuffer, chan error) {

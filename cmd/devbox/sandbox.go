@@ -196,18 +196,28 @@ func runInSandbox(ctx context.Context, f *Factory, req sandboxRequest) error {
 		// runs in it, beside what runs there already.
 		sb.Close()
 		sb = nil
-		code, err := rootless.Join(ctx, join, spec, stdio)
-		var notJoinable *rootless.NotJoinableError
-		if !errors.As(err, &notJoinable) {
-			return joinedStatus(f, args[0], code, err)
+		for try := 1; join != ""; try++ {
+			code, err := rootless.Join(ctx, join, spec, stdio, e.Project.SandboxRunning)
+			var notJoinable *rootless.NotJoinableError
+			if !errors.As(err, &notJoinable) {
+				return joinedStatus(f, args[0], code, err)
+			}
+			// One that ended since (devbox run -- a | devbox run -- b,
+			// with a done first) leaves the project's layer to this
+			// command, or to a sandbox that took it meanwhile, which it
+			// joins. One that runs on but cannot take the command says
+			// why, and this one gets a sandbox of its own.
+			if !notJoinable.Ended || try == 3 {
+				f.IO.Logger().Info(notJoinable.Error())
+				inv.Join = false
+			}
+			next, nextJoin, nextCleanup, err := env.SandboxSpec(e, env.CurrentUser(), inv)
+			if err != nil {
+				return err
+			}
+			cleanup()
+			spec, join, cleanup = next, nextJoin, nextCleanup
 		}
-		f.IO.Logger().Info(notJoinable.Error())
-		inv.Join = false
-		own, _, ownCleanup, err := env.SandboxSpec(e, env.CurrentUser(), inv)
-		if err != nil {
-			return err
-		}
-		spec, cleanup = own, ownCleanup
 		if sb, err = rootless.Start(want, stdio); err != nil {
 			return err
 		}

@@ -79,6 +79,18 @@ func TryLock(path string) (func(), error) {
 	return release, err
 }
 
+// Held reports whether another process holds an exclusive flock(2) on
+// path. The probe is a shared lock, let go at once: an exclusive TryLock
+// at that very moment fails.
+func Held(path string) bool {
+	release, err := flock(path, unix.LOCK_SH|unix.LOCK_NB)
+	if err != nil {
+		return errors.Is(err, unix.EWOULDBLOCK)
+	}
+	release()
+	return false
+}
+
 func flock(path string, how int) (func(), error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
