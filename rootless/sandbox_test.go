@@ -592,31 +592,15 @@ func TestAptStaysRoot(t *testing.T) {
 	t.Run("root joins the user's sandbox", func(t *testing.T) {
 		owner := sandbox(t, []string{layer}, "sh", "-c", "read line")
 		owner.User = User{Name: "dev", Home: "/home/dev", Shell: "/bin/sh"}
-		owner.Share = filepath.Join(t.TempDir(), "sandbox.sock")
-		in, feed, err := os.Pipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		null, _ := os.Open(os.DevNull)
-		defer null.Close()
-		done := make(chan error, 1)
-		go func() {
-			_, err := Run(context.Background(), owner, IO{In: in, Out: null, Err: null}, nil)
-			done <- err
-		}()
+		feed, done := runShared(t, owner)
 		for _, name := range []string{"first", "second"} {
 			root := *owner
 			root.Share, root.User = "", User{Name: "root", Home: "/root", Shell: "/bin/sh"}
 			root.Process.Args = []string{"sh", "-c", read}
 			root.Process.UID, root.Process.GID, root.Process.RootEmulation = 0, 0, true
-			out, err := os.Create(filepath.Join(t.TempDir(), "out"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			code, err := Join(context.Background(), owner.Share, &root, IO{In: null, Out: out, Err: out}, nil)
-			b, _ := os.ReadFile(out.Name())
-			if err != nil || code != 0 || !strings.Contains(string(b), `APT::Sandbox::User "root";`) {
-				t.Errorf("the %s root joiner: %d, %v, apt.conf.d holds %q; want the setting", name, code, err, b)
+			code, out, err := joinCaptured(t, owner.Share, &root)
+			if err != nil || code != 0 || !strings.Contains(out, `APT::Sandbox::User "root";`) {
+				t.Errorf("the %s root joiner: %d, %v, apt.conf.d holds %q; want the setting", name, code, err, out)
 			}
 		}
 		feed.Close()
@@ -668,34 +652,61 @@ func TestRunSubuid(t *testing.T) {
 	// A command of the user joins it, mapped as the first one was.
 	spec = sandbox(t, []string{layer}, "sh", "-c", "read line")
 	spec.Userns = UsernsSubuid
-	spec.Share = filepath.Join(t.TempDir(), "sandbox.sock")
-	in, feed, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	null, _ := os.Open(os.DevNull)
-	defer null.Close()
-	ownerDone := make(chan error, 1)
-	go func() {
-		_, err := Run(context.Background(), spec, IO{In: in, Out: null, Err: null}, nil)
-		ownerDone <- err
-	}()
+	feed, ownerDone := runShared(t, spec)
 	joiner := *spec
 	joiner.Share = ""
 	joiner.Process.Args = []string{"id", "-u"}
-	out2, err := os.Create(filepath.Join(t.TempDir(), "out"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, err = Join(context.Background(), spec.Share, &joiner, IO{In: null, Out: out2, Err: out2}, nil)
-	b, _ := os.ReadFile(out2.Name())
-	if err != nil || code != 0 || strings.TrimSpace(string(b)) != strconv.Itoa(os.Getuid()) {
-		t.Errorf("a joined command of the user: %d, %v, output %q; want uid %d", code, err, b, os.Getuid())
+	code, out, err = joinCaptured(t, spec.Share, &joiner)
+	if err != nil || code != 0 || strings.TrimSpace(out) != strconv.Itoa(os.Getuid()) {
+		t.Errorf("a joined command of the user: %d, %v, output %q; want uid %d", code, err, out, os.Getuid())
 	}
 	feed.Close()
 	if err := <-ownerDone; err != nil {
 		t.Errorf("the owner: %v", err)
 	}
+}
+
+// runShared runs spec, shared at a socket of its own, in the background,
+// with a pipe for its standard input: closing feed ends a command that
+// reads it, and done gives Run's error.
+func runShared(t *testing.T, spec *Spec) (feed *os.File, done <-chan error) {
+	t.Helper()
+	spec.Share = filepath.Join(t.TempDir(), "sandbox.sock")
+	in, feed, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { feed.Close() })
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan error, 1)
+	go func() {
+		_, err := Run(context.Background(), spec, IO{In: in, Out: null, Err: null}, nil)
+		null.Close()
+		ch <- err
+	}()
+	return feed, ch
+}
+
+// joinCaptured joins spec to the sandbox at socket, its output and error
+// captured together.
+func joinCaptured(t *testing.T, socket string, spec *Spec) (int, string, error) {
+	t.Helper()
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	out, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	code, err := Join(context.Background(), socket, spec, IO{In: null, Out: out, Err: out}, nil)
+	b, _ := os.ReadFile(out.Name())
+	return code, string(b), err
 }
 
 func TestIDRanges(t *testing.T) {
@@ -936,14 +947,7 @@ func TestJoin(t *testing.T) {
 		} else {
 			spec.Process.GID = uint32(os.Getgid())
 		}
-		out, err := os.Create(filepath.Join(t.TempDir(), "out"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer out.Close()
-		code, err := Join(context.Background(), owner.Share, &spec, IO{In: null, Out: out, Err: out}, nil)
-		b, _ := os.ReadFile(out.Name())
-		return code, string(b), err
+		return joinCaptured(t, owner.Share, &spec)
 	}
 	user := uint32(os.Getuid())
 
