@@ -459,6 +459,10 @@ func readJoin(fd int, conn *os.File) ([]*os.File, *Spec, error) {
 // the user's command must not inherit. Root joins the user's sandbox:
 // every image knows root, and /root is its home.
 func joinable(owner, spec *Spec) error {
+	// What Spec.check asks of a command; pid 1 would fail on it, or worse.
+	if len(spec.Process.Args) == 0 || spec.Process.Args[0] == "" || !filepath.IsAbs(spec.Process.Cwd) {
+		return errors.New("it needs a command and an absolute working directory")
+	}
 	if spec.Network != owner.Network || spec.Userns != owner.Userns || spec.RootDir != owner.RootDir {
 		return errors.New("it was started with another network or user namespace mode")
 	}

@@ -1062,7 +1062,7 @@ func TestJoinable(t *testing.T) {
 			{Type: mounts.Bind, Source: "/h/.gitconfig", Target: "/home/u/.gitconfig", ReadOnly: true},
 			{Type: mounts.Bind, Source: "/p", Target: "/p"},
 		},
-		Process: Process{UID: 1000, GID: 1000},
+		Process: Process{Args: []string{"true"}, Cwd: "/p", UID: 1000, GID: 1000},
 		User:    User{Name: "u", Home: "/home/u"},
 	}
 	root := func(s *Spec) {
@@ -1083,6 +1083,8 @@ func TestJoinable(t *testing.T) {
 		{"the user joins root", func(o, _ *Spec) { root(o) }, "runs as root"},
 		{"another network", func(_, s *Spec) { s.Network = NetworkNone }, "network"},
 		{"another layer", func(_, s *Spec) { s.Mounts[0].Lower = []string{"/l/b"} }, "mounts differ"},
+		{"no command", func(_, s *Spec) { s.Process.Args = nil }, "needs a command"},
+		{"a relative working directory", func(_, s *Spec) { s.Process.Cwd = "p" }, "absolute working directory"},
 		{"a mount more", func(_, s *Spec) {
 			s.Mounts = append(s.Mounts, mounts.Mount{Type: mounts.Bind, Source: "/d", Target: "/data"})
 		}, "mounts differ"},
