@@ -602,7 +602,7 @@ func Join(ctx context.Context, socket string, spec *Spec, stdio IO, running func
 		return 0, fmt.Errorf("sandbox sent an unknown message %q", m.Type)
 	}
 	if spec.Process.Terminal {
-		t := &terminal{stdio: stdio, parentSock: conn, restore: func() {}, outDone: make(chan struct{})}
+		t := relayTerminal(stdio, conn)
 		defer t.close()
 		if err := t.start(); err != nil {
 			return 0, err

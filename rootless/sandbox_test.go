@@ -604,8 +604,8 @@ func TestAptStaysRoot(t *testing.T) {
 			}
 		}
 		feed.Close()
-		if err := <-done; err != nil {
-			t.Error(err)
+		if r := <-done; r.err != nil {
+			t.Error(r.err)
 		}
 	})
 }
@@ -661,15 +661,21 @@ func TestRunSubuid(t *testing.T) {
 		t.Errorf("a joined command of the user: %d, %v, output %q; want uid %d", code, err, out, os.Getuid())
 	}
 	feed.Close()
-	if err := <-ownerDone; err != nil {
-		t.Errorf("the owner: %v", err)
+	if r := <-ownerDone; r.err != nil {
+		t.Errorf("the owner: %v", r.err)
 	}
+}
+
+// runResult is what Run returned.
+type runResult struct {
+	code int
+	err  error
 }
 
 // runShared runs spec, shared at a socket of its own, in the background,
 // with a pipe for its standard input: closing feed ends a command that
-// reads it, and done gives Run's error.
-func runShared(t *testing.T, spec *Spec) (feed *os.File, done <-chan error) {
+// reads it, and done gives what Run returned.
+func runShared(t *testing.T, spec *Spec) (feed *os.File, done <-chan runResult) {
 	t.Helper()
 	spec.Share = filepath.Join(t.TempDir(), "sandbox.sock")
 	in, feed, err := os.Pipe()
@@ -681,11 +687,11 @@ func runShared(t *testing.T, spec *Spec) (feed *os.File, done <-chan error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch := make(chan error, 1)
+	ch := make(chan runResult, 1)
 	go func() {
-		_, err := Run(context.Background(), spec, IO{In: in, Out: null, Err: null}, nil)
+		code, err := Run(context.Background(), spec, IO{In: in, Out: null, Err: null}, nil)
 		null.Close()
-		ch <- err
+		ch <- runResult{code, err}
 	}()
 	return feed, ch
 }
@@ -920,32 +926,14 @@ func TestSignalBeforeRun(t *testing.T) {
 func TestJoin(t *testing.T) {
 	layer := busyboxLayer(t)
 	owner := sandbox(t, []string{layer}, "sh", "-c", "echo owned > /tmp/x; echo $$ > /tmp/owner-pid; read line; sleep 60 & echo $! > left")
-	owner.Share = filepath.Join(t.TempDir(), "sandbox.sock")
-	in, feed, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer feed.Close()
-	null, _ := os.Open(os.DevNull)
-	defer null.Close()
-	ownerDone := make(chan int, 1)
-	go func() {
-		code, err := Run(context.Background(), owner, IO{In: in, Out: null, Err: null}, nil)
-		if err != nil {
-			t.Errorf("the owner's Run: %v", err)
-		}
-		ownerDone <- code
-	}()
+	feed, ownerDone := runShared(t, owner)
 	join := func(t *testing.T, uid uint32, args ...string) (int, string, error) {
 		t.Helper()
 		spec := *owner
 		spec.Share = ""
-		spec.Process.Args, spec.Process.UID, spec.Process.GID = args, uid, uid
-		spec.Process.RootEmulation = uid == 0
+		spec.Process.Args, spec.Process.UID, spec.Process.GID = args, uid, uint32(os.Getgid())
 		if uid == 0 {
-			spec.Process.GID = 0
-		} else {
-			spec.Process.GID = uint32(os.Getgid())
+			spec.Process.GID, spec.Process.RootEmulation = 0, true
 		}
 		return joinCaptured(t, owner.Share, &spec)
 	}
@@ -988,7 +976,7 @@ func TestJoin(t *testing.T) {
 		spec := *owner
 		spec.Mounts = append(slices.Clone(owner.Mounts), mounts.Mount{Type: mounts.Tmpfs, Target: "/data"})
 		spec.Process.Args = []string{"touch", "/tmp/refused-ran"}
-		_, err := Join(context.Background(), owner.Share, &spec, IO{In: null, Out: null, Err: null}, nil)
+		_, _, err := joinCaptured(t, owner.Share, &spec)
 		var nj *NotJoinableError
 		if !errors.As(err, &nj) || !strings.Contains(err.Error(), "mounts differ") {
 			t.Errorf("Join with another mount: %v, want a NotJoinableError", err)
@@ -1012,8 +1000,8 @@ func TestJoin(t *testing.T) {
 		feed.Close()
 		waitForFile(t, filepath.Join(owner.Process.Cwd, "left"))
 		select {
-		case code := <-ownerDone:
-			t.Fatalf("the owner's Run returned (%d) while a joined command ran", code)
+		case r := <-ownerDone:
+			t.Fatalf("the owner's Run returned (%d, %v) while a joined command ran", r.code, r.err)
 		case <-time.After(300 * time.Millisecond):
 		}
 		// The sandbox still runs: another command may join it.
@@ -1027,9 +1015,9 @@ func TestJoin(t *testing.T) {
 			t.Errorf("the joined command: %q, want status 0 and the owner's sleep gone", got)
 		}
 		select {
-		case code := <-ownerDone:
-			if code != 0 {
-				t.Errorf("the owner's status: %d", code)
+		case r := <-ownerDone:
+			if r.code != 0 || r.err != nil {
+				t.Errorf("the owner's Run: %d, %v", r.code, r.err)
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatal("the owner's Run did not return after the last joined command")

@@ -91,13 +91,15 @@ func newTerminal(stdio IO) (*terminal, error) {
 	if err != nil {
 		return nil, &os.SyscallError{Syscall: "socketpair", Err: err}
 	}
-	return &terminal{
-		stdio:      stdio,
-		parentSock: os.NewFile(uintptr(fds[0]), "pty-parent"),
-		childSock:  os.NewFile(uintptr(fds[1]), "pty-child"),
-		restore:    func() {},
-		outDone:    make(chan struct{}),
-	}, nil
+	t := relayTerminal(stdio, os.NewFile(uintptr(fds[0]), "pty-parent"))
+	t.childSock = os.NewFile(uintptr(fds[1]), "pty-child")
+	return t, nil
+}
+
+// relayTerminal is the parent's side of a pty whose master side comes
+// over sock (terminal.start).
+func relayTerminal(stdio IO, sock *os.File) *terminal {
+	return &terminal{stdio: stdio, parentSock: sock, restore: func() {}, outDone: make(chan struct{})}
 }
 
 // start receives the master side from the sandbox and begins relaying.

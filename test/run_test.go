@@ -667,15 +667,13 @@ func TestShellJoinsRunningSandbox(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, suite.bin, "shell")
-	cmd.Dir, cmd.Env = e.Project, e.environ()
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 10 * time.Second
-	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
-	if err != nil {
+	cmd, tty, _ := onTerminal(ctx, t, e, "shell")
+	if err := pty.Setsize(tty, &pty.Winsize{Rows: 24, Cols: 80}); err != nil {
 		t.Fatal(err)
 	}
-	defer tty.Close()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
 	out := newPtyOutput(tty)
 	out.waitFor(ctx, 15*time.Second, "$ ", "# ")
 	// The output is computed, so that the echo of the input cannot match.
@@ -692,7 +690,7 @@ func TestShellJoinsRunningSandbox(t *testing.T) {
 	}
 	io.WriteString(tty, "echo size-$(stty size | tr ' ' x); exit 5\n")
 	out.waitFor(ctx, 10*time.Second, "size-33x111")
-	err = cmd.Wait()
+	err := cmd.Wait()
 	if ctx.Err() != nil {
 		t.Fatalf("the joined shell did not finish; output:\n%s", out)
 	}
