@@ -233,24 +233,33 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, j
 	if running {
 		join = e.Project.ShareSocket()
 	}
-	view.WorkTree = e.Project.Dir
+	tree := e.Project.Dir
+	if cfg.Shell.Workdir == "" {
+		hostHome, _ := os.UserHomeDir()
+		tree = repositoryRoot(e.Project.Dir, u.Home, hostHome)
+	}
+	view.WorkTree = tree
 	view.WorkTreeTarget = cfg.Shell.Workdir
 	view.Home, view.HomeTarget = e.Project.HomeDir(), u.Home
 	view.HostNetworkFiles = network == rootless.NetworkHost
 	var agent []mounts.Mount
 	agent, inv.agentSocket = hostIntegration(u)
 	view.Extra = append(agent, userMounts...)
-	if m, ok := gitDirMount(e.Project.Dir); ok {
+	if m, ok := gitDirMount(tree); ok {
 		view.Extra = append(view.Extra, m)
 	}
-	workTree := e.Project.Dir
-	if cfg.Shell.Workdir != "" {
-		workTree = cfg.Shell.Workdir
+	// The command starts where the user is, when that is in the mounted
+	// tree, and in the project otherwise.
+	target := cfg.Shell.Workdir
+	if target == "" {
+		target = tree
 	}
-	cwd := workTree
-	if rel, err := filepath.Rel(e.Project.Dir, inv.Cwd); err == nil && !strings.HasPrefix(rel, "..") {
-		cwd = filepath.Join(workTree, rel)
+	from := e.Project.Dir
+	if isBeneath(inv.Cwd, tree) {
+		from = inv.Cwd
 	}
+	rel, _ := filepath.Rel(tree, from)
+	cwd := filepath.Join(target, rel)
 	userns := usernsMode(cfg)
 	return &rootless.Spec{
 		Share:    share,
@@ -393,6 +402,40 @@ func (e *Environment) Ports() ([]network.Port, error) {
 	return ports, nil
 }
 
+// repositoryRoot is the directory mounted as the work tree of the
+// project in dir: the git repository's top level when dir is a
+// subdirectory of one (a monorepo's project), so that git, and paths to
+// the project's siblings such as a Go module's replace of ../lib or an npm
+// workspace's root, work inside as they do outside; dir itself otherwise.
+// Dev Containers mount the same. A repository at or above home (a home
+// directory kept in git) is not mounted: it would bring all of the host's
+// home in, where the sandbox has a home of its own.
+func repositoryRoot(dir string, homes ...string) string {
+	if _, err := os.Lstat(filepath.Join(dir, ".git")); err == nil {
+		return dir
+	}
+	for d := filepath.Dir(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(filepath.Join(d, ".git")); err == nil {
+			for _, h := range homes {
+				if h != "" && isBeneath(h, d) {
+					return dir
+				}
+			}
+			return d
+		}
+		if d == filepath.Dir(d) {
+			return dir
+		}
+	}
+}
+
+// isBeneath reports whether path is dir or lies beneath it; both are
+// clean and absolute.
+func isBeneath(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
 // gitDirMount is a bind of the git directory of a project whose .git is a
 // file naming a directory outside it, as 'git worktree add' and submodules
 // make: the directory holds the repository, without which git inside
@@ -422,7 +465,7 @@ func gitDirMount(project string) (mounts.Mount, bool) {
 	} else if wt, ok := coreWorktree(filepath.Join(dir, "config")); !ok || !samePath(resolveFrom(dir, wt), project) {
 		return mounts.Mount{}, false // not a submodule's directory either
 	}
-	if rel, err := filepath.Rel(project, dir); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+	if isBeneath(dir, project) {
 		return mounts.Mount{}, false // inside the project, which is mounted
 	}
 	return mounts.Mount{Type: mounts.Bind, Source: dir, Target: dir, Optional: true}, true

@@ -74,3 +74,50 @@ func TestGitDirMount(t *testing.T) {
 		})
 	}
 }
+
+// TestRepositoryRoot: a project in a subdirectory of a git repository
+// gets the repository mounted, unless the repository holds a home
+// directory; a project with a .git of its own, or in no repository, is
+// mounted alone.
+func TestRepositoryRoot(t *testing.T) {
+	root := t.TempDir()
+	mkdir := func(p string) string {
+		t.Helper()
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	mono := mkdir(filepath.Join(root, "mono"))
+	mkdir(filepath.Join(mono, ".git"))
+	deep := mkdir(filepath.Join(mono, "services", "api"))
+	own := mkdir(filepath.Join(mono, "vendored"))
+	mkdir(filepath.Join(own, ".git"))
+	inOwn := mkdir(filepath.Join(own, "sub"))
+	worktree := mkdir(filepath.Join(root, "feature"))
+	if err := os.WriteFile(filepath.Join(worktree, ".git"), []byte("gitdir: elsewhere\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	inWorktree := mkdir(filepath.Join(worktree, "cmd"))
+	home := mkdir(filepath.Join(root, "home", "dev"))
+	mkdir(filepath.Join(home, ".git"))
+	inHome := mkdir(filepath.Join(home, "src", "app"))
+	plain := mkdir(filepath.Join(root, "plain", "app"))
+
+	for _, tt := range []struct {
+		name, dir, want string
+	}{
+		{"the repository's top level", mono, mono},
+		{"a subproject", deep, mono},
+		{"the nearest repository", inOwn, own},
+		{"a worktree's subdirectory", inWorktree, worktree},
+		{"a repository that holds the home directory", inHome, inHome},
+		{"no repository", plain, plain},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := repositoryRoot(tt.dir, "/nonexistent-home", home); got != tt.want {
+				t.Errorf("repositoryRoot(%s) = %s, want %s", tt.dir, got, tt.want)
+			}
+		})
+	}
+}

@@ -351,6 +351,17 @@ func checkStoreClean(t *testing.T, e *testEnv) {
 	}
 }
 
+// readFile is the content of the file at path; the test stops if it
+// cannot be read.
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // lines splits output into its non-empty lines, trimmed.
 func lines(s string) []string {
 	var out []string

@@ -139,6 +139,36 @@ func TestRunGitWorktree(t *testing.T) {
 	}
 }
 
+// TestRunMonorepoSubproject: a project in a subdirectory of a git
+// repository gets the whole repository mounted, as Dev Containers do: the
+// repository's .git and the project's siblings are there, read-write, and
+// the command starts in the project.
+func TestRunMonorepoSubproject(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, imageRef(suite.registry, "busybox"))
+	mono := filepath.Join(t.TempDir(), "mono")
+	api := filepath.Join(mono, "services", "api")
+	for _, f := range []struct{ path, data string }{
+		{filepath.Join(mono, ".git", "HEAD"), "ref: refs/heads/main\n"},
+		{filepath.Join(mono, "lib", "version.txt"), "1.2.3\n"},
+		{filepath.Join(api, "devbox.toml"), readFile(t, filepath.Join(e.Project, "devbox.toml"))},
+	} {
+		if err := os.MkdirAll(filepath.Dir(f.path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f.path, []byte(f.data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := runDevbox(t, e, api, "run", "--", "sh", "-c", "pwd; cat ../../lib/version.txt ../../.git/HEAD; echo made > ../../lib/made")
+	if want := []string{api, "1.2.3", "ref: refs/heads/main"}; r.Code != 0 || !slices.Equal(lines(r.Stdout), want) {
+		t.Errorf("in the subproject: output %q, want %q; %s", lines(r.Stdout), want, r)
+	}
+	if got := readFile(t, filepath.Join(mono, "lib", "made")); got != "made\n" {
+		t.Errorf("the file written beside the project is %q on the host, want made", got)
+	}
+}
+
 // TestRunShellWorkdir: with [shell] workdir, the project is mounted there
 // instead of at its own path, and a run from a subdirectory starts in the
 // same subdirectory of it; what is written there lands in the project.

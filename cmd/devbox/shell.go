@@ -33,8 +33,9 @@ are there read-only and your SSH agent is forwarded; nothing else of your
 home comes in. Of your environment, only TERM, LANG, LC_ALL, TZ and COLORTERM
 do, beside what the image and [env] set (a locale the image lacks becomes
 C.UTF-8), and without TZ the time zone that /etc/localtime names, where the
-image has it. A project that is a git worktree or
-a submodule gets its repository mounted too.
+image has it. A project in a subdirectory of a git
+repository gets the whole repository mounted (its siblings and .git too), and
+one that is a git worktree or a submodule gets its repository mounted as well.
 
 What you change outside the work tree and home (a package installed with
 --root, say) stays in the project's writable layer until 'devbox reset'.
