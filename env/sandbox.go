@@ -179,8 +179,9 @@ const agentSocketTarget = "/run/host-services/ssh-auth.sock"
 // expects to follow them into the sandbox: git's configuration
 // (~/.gitconfig, and ~/.config/git/config where git's XDG file is) and
 // ~/.ssh/known_hosts read-only, and the SSH agent's socket. It returns the
-// mounts and the agent socket's path inside ("" without an agent).
-func hostIntegration(u User) ([]mounts.Mount, string) {
+// mounts of the files, which lie in the home directory, and of the agent's
+// socket, which does not (nil without an agent).
+func hostIntegration(u User) (files, agent []mounts.Mount) {
 	var ms []mounts.Mount
 	if home, err := os.UserHomeDir(); err == nil {
 		xdgConfig := os.Getenv("XDG_CONFIG_HOME")
@@ -198,9 +199,9 @@ func hostIntegration(u User) ([]mounts.Mount, string) {
 	}
 	sock := os.Getenv("SSH_AUTH_SOCK")
 	if fi, err := os.Stat(sock); sock == "" || err != nil || fi.Mode()&os.ModeSocket == 0 {
-		return ms, ""
+		return ms, nil
 	}
-	return append(ms, mounts.Mount{Type: mounts.Bind, Source: sock, Target: agentSocketTarget}), agentSocketTarget
+	return ms, []mounts.Mount{{Type: mounts.Bind, Source: sock, Target: agentSocketTarget}}
 }
 
 // SandboxSpec describes the sandbox that runs inv in e. The caller runs
@@ -242,9 +243,12 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, j
 	view.WorkTreeTarget = cfg.Shell.Workdir
 	view.Home, view.HomeTarget = e.Project.HomeDir(), u.Home
 	view.HostNetworkFiles = network == rootless.NetworkHost
-	var agent []mounts.Mount
-	agent, inv.agentSocket = hostIntegration(u)
-	view.Extra = append(agent, userMounts...)
+	homeFiles, agent := hostIntegration(u)
+	if agent != nil {
+		inv.agentSocket = agentSocketTarget
+	}
+	view.Early = agent
+	view.Extra = append(homeFiles, userMounts...)
 	if m, ok := gitDirMount(tree); ok {
 		view.Extra = append(view.Extra, m)
 	}

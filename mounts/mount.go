@@ -88,6 +88,11 @@ type View struct {
 	// sandbox that shares the host's network. Its /etc/hosts is the host's
 	// too, with the sandbox's host name added: pid 1 writes it.
 	HostNetworkFiles bool
+	// Early mounts go at fixed paths of the image's own tree (devbox's
+	// sudo, the SSH agent's socket), before the home directory and the
+	// work tree: an image's symlink on the way to their targets then leads
+	// into the image's tree, never into a host directory mounted there.
+	Early []Mount
 	// Extra mounts go last, on top of everything else.
 	Extra []Mount
 }
@@ -133,6 +138,7 @@ func Plan(v View) []Mount {
 			Mount{Type: Bind, Source: "/etc/resolv.conf", Target: "/etc/resolv.conf", ReadOnly: true, Optional: true},
 		)
 	}
+	ms = append(ms, v.Early...)
 	// The home directory goes before the work tree: a project usually lives
 	// beneath its owner's home, and the later mount must stay on top.
 	if v.Home != "" {
