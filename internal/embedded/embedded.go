@@ -18,11 +18,16 @@ import (
 // version's copy of a program.
 const Stale = 24 * time.Hour
 
+// mode is a copy's: executable by every id of a sandbox, where the
+// sandbox's sudo is the init program (rootless.Sudo). dir, 0700, keeps it
+// the user's on the host.
+const mode = 0o755
+
 // Install returns dir/NAME-SUM, an executable copy of a program
 // that devbox embeds, made on first use. sum is the program's hex sha256
 // (its first 16 digits name the copy) and size its length; write writes
 // the program. The copy is written complete, by a rename, unless it is
-// there already with that size. A dir on a noexec mount is refused. Copies
+// there already with that size and mode. A dir on a noexec mount is refused. Copies
 // of other versions go once they are a day old: two devbox versions used
 // by turns would otherwise remove each other's on every run and write
 // their own again.
@@ -31,7 +36,7 @@ func Install(dir, name, sum string, size int64, write func(io.Writer) error) (st
 		return "", fmt.Errorf("%s: checksum %q is too short", name, sum)
 	}
 	path := filepath.Join(dir, name+"-"+sum[:16])
-	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == size {
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == size && fi.Mode().Perm() == mode {
 		return path, nil
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -51,7 +56,7 @@ func Install(dir, name, sum string, size int64, write func(io.Writer) error) (st
 	defer os.Remove(tmp.Name())
 	err = write(tmp)
 	if err == nil {
-		err = tmp.Chmod(0o700)
+		err = tmp.Chmod(mode)
 	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr

@@ -42,8 +42,8 @@ func TestInstall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := os.ReadFile(path); !bytes.Equal(got, data) || fi.Mode().Perm() != 0o700 {
-		t.Errorf("installed %q mode %v, want the program, mode 0700", got, fi.Mode())
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, data) || fi.Mode().Perm() != 0o755 {
+		t.Errorf("installed %q mode %v, want the program, mode 0755", got, fi.Mode())
 	}
 	if _, err := os.Stat(old); !os.IsNotExist(err) {
 		t.Errorf("the old copy of another version is still there")
@@ -68,6 +68,17 @@ func TestInstall(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(path); !bytes.Equal(got, data) {
 		t.Errorf("a truncated copy was kept: %q", got)
+	}
+	// An earlier devbox made its copies 0700, which the other ids of a
+	// subuid sandbox cannot execute as its sudo.
+	if err := os.Chmod(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := install(dir, data, sum); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o755 {
+		t.Errorf("a copy of mode %v was kept, want it made 0755", fi.Mode())
 	}
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 1 {
