@@ -247,7 +247,7 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, j
 	if agent != nil {
 		inv.agentSocket = agentSocketTarget
 	}
-	view.Early = agent
+	view.Early = append([]mounts.Mount{rootless.SudoMount()}, agent...)
 	view.Extra = append(homeFiles, userMounts...)
 	if m, ok := gitDirMount(tree); ok {
 		view.Extra = append(view.Extra, m)
@@ -267,6 +267,7 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, j
 	userns := usernsMode(cfg)
 	return &rootless.Spec{
 		Share:    share,
+		Sudo:     true,
 		RootDir:  e.Project.RootDir(),
 		Mounts:   mounts.Plan(view),
 		Hostname: "devbox",
@@ -578,16 +579,14 @@ func environment(imageEnv []string, cfg *Config, u User, cwd, agentSocket string
 		}
 	}
 	var extra []string
-	bins := false
 	for _, a := range cfg.Tools.Archive {
 		for _, p := range a.Path {
 			extra = append(extra, path.Join(a.DestDir(), p))
 		}
-		bins = bins || len(a.Bin) > 0
 	}
-	// Archives link their bin entries into /usr/local/bin, which some
-	// images leave out of PATH.
-	if bins && !slices.Contains(filepath.SplitList(vals["PATH"]), "/usr/local/bin") {
+	// Archives link their bin entries into /usr/local/bin, and devbox's
+	// sudo is there, which some images leave out of PATH.
+	if !slices.Contains(filepath.SplitList(vals["PATH"]), "/usr/local/bin") {
 		extra = append(extra, "/usr/local/bin")
 	}
 	if len(extra) > 0 {

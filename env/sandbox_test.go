@@ -3,6 +3,7 @@ package env
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/devboxhq/devbox/mounts"
@@ -119,5 +120,24 @@ func TestRepositoryRoot(t *testing.T) {
 				t.Errorf("repositoryRoot(%s) = %s, want %s", tt.dir, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestEnvironmentPath: /usr/local/bin, where devbox's sudo and archives'
+// links are, is in PATH even where the image leaves it out.
+func TestEnvironmentPath(t *testing.T) {
+	u := User{Name: "u", Home: "/home/u"}
+	for _, tt := range []struct {
+		imageEnv []string
+		want     string
+	}{
+		{nil, "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+		{[]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, "/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+		{[]string{"PATH=/opt/x/bin:/usr/local/bin:/usr/bin"}, "/opt/x/bin:/usr/local/bin:/usr/bin"},
+	} {
+		env := environment(tt.imageEnv, &Config{}, u, "/p", "", imageFiles{}, "")
+		if !slices.Contains(env, "PATH="+tt.want) {
+			t.Errorf("image %q: environment %q, want PATH=%s", tt.imageEnv, env, tt.want)
+		}
 	}
 }

@@ -100,9 +100,9 @@ func Init() int {
 	for _, f := range stdio {
 		f.Close()
 	}
-	j := newJoined()
-	if shareDir >= 0 {
-		go j.serve(shareDir, filepath.Base(spec.Share), &spec)
+	j := newJoined(&spec)
+	if shareDir >= 0 || spec.Sudo {
+		go j.serve(shareDir, filepath.Base(spec.Share), spec.Sudo)
 	}
 	status = reap(pid, sigs, j, func(n int) {
 		sendMessage(syncPipe, message{Type: msgWaiting, Status: n})

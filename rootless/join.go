@@ -131,17 +131,18 @@ type joined struct {
 	// the sandbox has been killed.
 	firstExited, killed bool
 	wg                  sync.WaitGroup
-	// ln is the listening socket (-1 when the sandbox is not shared),
-	// owner the sandbox's Spec, and served whether a joiner ever came.
-	ln     int
-	owner  *Spec
-	served bool
+	// ln is the joiners' listening socket and sudoLn sudo's (-1 for
+	// none), owner the sandbox's Spec, and served whether a joiner ever
+	// came.
+	ln, sudoLn int
+	owner      *Spec
+	served     bool
 	// aptOnce binds apt's configuration for root once (aptStaysRoot).
 	aptOnce sync.Once
 }
 
-func newJoined() *joined {
-	return &joined{status: map[int]chan exit{}, early: map[int]exit{}, ln: -1}
+func newJoined(owner *Spec) *joined {
+	return &joined{status: map[int]chan exit{}, early: map[int]exit{}, ln: -1, sudoLn: -1, owner: owner}
 }
 
 // exit is how a joined command ended: its status, and whether the
@@ -266,64 +267,96 @@ func (j *joined) wait() {
 	}
 }
 
-// serve makes the joiners' socket, at name in the host directory dir,
-// and accepts them. No thread waits in accept(2), which would cost every
-// run a thread of pid 1's: the kernel signals SIGIO when a joiner
-// connects, and reap's signal loop calls acceptAll. pid 1 handles SIGIO by
-// then (its default would end pid 1).
-func (j *joined) serve(dir int, name string, owner *Spec) {
-	ln, err := listenShare(dir, name)
-	unix.Close(dir)
-	if err != nil {
-		// Joiners find nobody there and run on their own.
-		return
+// serve makes the sockets on which pid 1 takes more commands, and
+// accepts them: the joiners' at name in the host directory dir (none when
+// dir is -1), and with sudo, sudo's in the sandbox's /dev. No thread waits
+// in accept(2), which would cost every run a thread of pid 1's: the kernel
+// signals SIGIO when a client connects, and reap's signal loop calls
+// acceptAll. pid 1 handles SIGIO by then (its default would end pid 1).
+func (j *joined) serve(dir int, name string, sudo bool) {
+	ln, sudoLn := -1, -1
+	if dir >= 0 {
+		// On failure, joiners find nobody there and run on their own.
+		ln, _ = listenShare(dir, name)
+		unix.Close(dir)
 	}
-	unix.FcntlInt(uintptr(ln), unix.F_SETOWN, os.Getpid())
-	unix.FcntlInt(uintptr(ln), unix.F_SETFL, unix.O_NONBLOCK|unix.O_ASYNC)
+	if sudo {
+		// On failure, sudo finds nobody there and says so.
+		sudoLn, _ = listenSudo()
+	}
+	for _, fd := range []int{ln, sudoLn} {
+		if fd >= 0 {
+			unix.FcntlInt(uintptr(fd), unix.F_SETOWN, os.Getpid())
+			unix.FcntlInt(uintptr(fd), unix.F_SETFL, unix.O_NONBLOCK|unix.O_ASYNC)
+		}
+	}
 	j.mu.Lock()
-	j.ln, j.owner = ln, owner
+	j.ln, j.sudoLn = ln, sudoLn
 	j.mu.Unlock()
 	j.acceptAll()
 }
 
-// acceptAll accepts every joiner waiting, each served on a goroutine of
+// listenSudo listens at sudoSocket. Any id of the sandbox may connect;
+// serveJoin takes requests from the sandbox's user only.
+func listenSudo() (int, error) {
+	dir, err := unix.Open(filepath.Dir(sudoSocket), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(dir)
+	fd, err := listenShare(dir, filepath.Base(sudoSocket))
+	if err == nil {
+		err = unix.Chmod(sudoSocket, 0o666)
+	}
+	return fd, err
+}
+
+// acceptAll accepts every client waiting, each served on a goroutine of
 // its own.
 func (j *joined) acceptAll() {
 	j.mu.Lock()
-	ln, owner := j.ln, j.owner
+	ln, sudoLn := j.ln, j.sudoLn
 	j.mu.Unlock()
-	if ln < 0 {
-		return
-	}
-	for {
-		conn, _, err := unix.Accept4(ln, unix.SOCK_CLOEXEC)
-		if errors.Is(err, unix.EINTR) || errors.Is(err, unix.ECONNABORTED) {
-			continue
+	for _, l := range []int{ln, sudoLn} {
+		for l >= 0 {
+			conn, _, err := unix.Accept4(l, unix.SOCK_CLOEXEC)
+			if errors.Is(err, unix.EINTR) || errors.Is(err, unix.ECONNABORTED) {
+				continue
+			}
+			if err != nil { // EAGAIN: nobody else waits
+				break
+			}
+			// Served in blocking mode, whatever the listener's flags.
+			unix.SetNonblock(conn, false)
+			if !j.accept() {
+				unix.Close(conn)
+				continue
+			}
+			sudo := l == sudoLn
+			go func() {
+				defer j.wg.Done()
+				serveJoin(conn, j, sudo)
+			}()
 		}
-		if err != nil { // EAGAIN: nobody else waits
-			return
-		}
-		// Served in blocking mode, whatever the listener's flags.
-		unix.SetNonblock(conn, false)
-		if !j.accept() {
-			unix.Close(conn)
-			continue
-		}
-		go func() {
-			defer j.wg.Done()
-			serveJoin(conn, owner, j)
-		}()
 	}
 }
 
-// serveJoin runs one joiner's command and reports on it.
-func serveJoin(fd int, owner *Spec, j *joined) {
+// serveJoin runs one client's command and reports on it: a joiner's, or
+// with sudo a sudo request's, as root.
+func serveJoin(fd int, j *joined, sudo bool) {
 	conn := os.NewFile(uintptr(fd), "join")
 	defer conn.Close()
-	// Only the user who started the sandbox: the socket's directory is
-	// theirs alone, and this says so again.
+	owner := j.owner
+	// Only the user who started the sandbox: the joiners' socket's
+	// directory is theirs alone, and this says so again. sudo's is open to
+	// the sandbox's ids, of which only the user's own and root may ask,
+	// not another of a subuid sandbox.
 	cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
-	if err != nil || int(cred.Uid) != os.Getuid() {
+	if err != nil || (!sudo && int(cred.Uid) != os.Getuid()) {
+		return
+	}
+	if sudo && cred.Uid != owner.Process.UID && cred.Uid != 0 {
+		sendMessage(conn, message{Type: msgNotJoinable, Error: fmt.Sprintf("uid %d is not the sandbox's user", cred.Uid)})
 		return
 	}
 	stdio, spec, err := readJoin(fd, conn)
@@ -332,11 +365,12 @@ func serveJoin(fd int, owner *Spec, j *joined) {
 			f.Close()
 		}
 	}()
-	if err != nil {
-		sendMessage(conn, message{Type: msgNotJoinable, Error: err.Error()})
-		return
+	if err == nil && sudo {
+		spec, err = sudoSpec(owner, spec)
+	} else if err == nil {
+		err = joinable(owner, spec)
 	}
-	if err := joinable(owner, spec); err != nil {
+	if err != nil {
 		sendMessage(conn, message{Type: msgNotJoinable, Error: err.Error()})
 		return
 	}

@@ -28,6 +28,9 @@ func TestMain(m *testing.M) {
 	if IsInit() {
 		os.Exit(Init())
 	}
+	if IsSudo() {
+		os.Exit(Sudo(os.Args[1:]))
+	}
 	if sig := os.Getenv("ROOTLESS_TEST_SIGNAL_BEFORE_RUN"); sig != "" {
 		signalBeforeRun(sig)
 	}

@@ -41,6 +41,10 @@ type Spec struct {
 	// for more commands to run in the same sandbox (Join); empty shares
 	// nothing.
 	Share string `json:"share,omitempty"`
+	// Sudo puts devbox's sudo at /usr/local/bin/sudo inside: through it,
+	// a command of the sandbox's user runs a command as root in the same
+	// sandbox (see sudo.go).
+	Sudo bool `json:"sudo,omitempty"`
 }
 
 // Process is the command a sandbox runs.

@@ -16,7 +16,7 @@ import (
 // is the one expected.
 
 // specVersion starts an encoded Spec.
-const specVersion = 3
+const specVersion = 4
 
 // MarshalBinary encodes s for the sandbox's pid 1.
 func (s *Spec) MarshalBinary() ([]byte, error) {
@@ -58,6 +58,7 @@ func (s *Spec) MarshalBinary() ([]byte, error) {
 	e.String(s.User.Home)
 	e.String(s.User.Shell)
 	e.String(s.Share)
+	e.Bool(s.Sudo)
 	return e.B, nil
 }
 
@@ -104,6 +105,7 @@ func (s *Spec) UnmarshalBinary(b []byte) error {
 	s.User.Home = d.String()
 	s.User.Shell = d.String()
 	s.Share = d.String()
+	s.Sudo = d.Bool()
 	if err := d.Done(); err != nil {
 		return fmt.Errorf("spec: %w", err)
 	}

@@ -200,6 +200,19 @@ func TestEnvDebian(t *testing.T) {
 			t.Errorf("after useradd and apt-get install as root, output %q, want %q; %s", got, want, r)
 		}
 	})
+	t.Run("sudo installs a package", func(t *testing.T) {
+		// The user's own command, as typed in a shell: sudo runs apt as
+		// root in the same sandbox, and the package stays in the
+		// project's writable layer.
+		r := e.mustRun(t, "run", "--", "sh", "-c",
+			"sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tree >/dev/null && tree --version")
+		if !strings.HasPrefix(r.Stdout, "tree v") {
+			t.Errorf("after sudo apt-get install tree; %s", r)
+		}
+		if r := e.mustRun(t, "run", "--", "sh", "-c", "command -v tree; dpkg-query -W -f='${Status}' tree"); r.Stdout != "/usr/bin/tree\ninstall ok installed" {
+			t.Errorf("tree is not installed in a later run; %s", r)
+		}
+	})
 }
 
 // TestEnvStepCache is TestEnvDebian's edits on busybox, without packages:

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -43,19 +44,7 @@ func TestShellTerminal(t *testing.T) {
 		t.Fatalf("no prompt; output:\n%s", out)
 	}
 
-	// Each step ends by printing a marker that its own input line cannot
-	// contain (the shell computes it), so waiting for the marker waits for
-	// the step.
-	step := 0
-	send := func(line string, within time.Duration) {
-		t.Helper()
-		step++
-		marker := fmt.Sprintf("step-%d-done", step)
-		io.WriteString(master, fmt.Sprintf("%s; echo step-$((%d+0))-done\n", line, step))
-		if !out.waitFor(ctx, within, marker) {
-			t.Fatalf("step %d (%q) did not finish in %v; output:\n%s", step, line, within, out)
-		}
-	}
+	send := stepper(ctx, t, master, out)
 	send("tty", 10*time.Second)
 	send("stty size", 10*time.Second)
 	if err := pty.Setsize(master, &pty.Winsize{Rows: 30, Cols: 100}); err != nil {
@@ -157,6 +146,75 @@ func TestRunTerminalStderrToFile(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "in-file") {
 		t.Errorf("standard error reached the terminal:\n%s", out)
+	}
+}
+
+// stepper returns a function that types a line into the shell on master
+// and waits, up to within, for it to finish. Each step ends by printing a
+// marker that its own input line cannot contain (the shell computes it),
+// so waiting for the marker waits for the step.
+func stepper(ctx context.Context, t *testing.T, master *os.File, out *ptyOutput) func(line string, within time.Duration) {
+	step := 0
+	return func(line string, within time.Duration) {
+		t.Helper()
+		step++
+		marker := fmt.Sprintf("step-%d-done", step)
+		io.WriteString(master, fmt.Sprintf("%s; echo step-$((%d+0))-done\n", line, step))
+		if !out.waitFor(ctx, within, marker) {
+			t.Fatalf("step %d (%q) did not finish in %v; output:\n%s", step, line, within, out)
+		}
+	}
+}
+
+// TestShellSudo: in 'devbox shell', sudo runs commands as root in the same
+// sandbox, on a terminal of their own: a root login shell (sudo -i) reads
+// what is typed, Ctrl-C interrupts its foreground job, the window size
+// follows, and what root writes stays in the project's writable layer.
+func TestShellSudo(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, imageRef(suite.registry, "busybox"))
+	e.mustRun(t, "pull")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd, master, _ := onTerminal(ctx, t, e, "shell")
+	if err := pty.Setsize(master, &pty.Winsize{Rows: 33, Cols: 111}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	out := newPtyOutput(master)
+	if !out.waitFor(ctx, 20*time.Second, "$ ", "# ") {
+		t.Fatalf("no prompt; output:\n%s", out)
+	}
+	send := stepper(ctx, t, master, out)
+	send("echo user=$(id -u)", 10*time.Second)
+	// What is typed before sudo has exited would go to it: the marker,
+	// computed, says that the user's shell reads again.
+	io.WriteString(master, "sudo -i; echo sudo-$((6*7))\n")
+	send("echo root=$(id -u) home=$HOME; stty size", 10*time.Second)
+	io.WriteString(master, "sleep 60\n")
+	time.Sleep(500 * time.Millisecond)
+	master.Write([]byte{0x03})
+	send("echo made-by-root > /etc/root-made", 15*time.Second)
+	io.WriteString(master, "exit\n")
+	if !out.waitFor(ctx, 10*time.Second, "sudo-42") {
+		t.Fatalf("sudo -i did not end; output:\n%s", out)
+	}
+	send("echo back=$(id -u)", 10*time.Second)
+	io.WriteString(master, "exit 0\n")
+	if err := cmd.Wait(); err != nil || ctx.Err() != nil {
+		t.Fatalf("devbox shell: %v; output:\n%s", err, out)
+	}
+	uid := strconv.Itoa(os.Getuid())
+	text := out.String()
+	for _, want := range []string{"user=" + uid, "root=0 home=/root", "33 111", "back=" + uid} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the terminal session lacks %q; output:\n%s", want, text)
+		}
+	}
+	if r := e.mustRun(t, "run", "--", "cat", "/etc/root-made"); r.Stdout != "made-by-root\n" {
+		t.Errorf("what root wrote is not in the project's layer; %s", r)
 	}
 }
 

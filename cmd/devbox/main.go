@@ -17,6 +17,10 @@ func main() {
 	if rootless.IsInit() {
 		os.Exit(rootless.Init())
 	}
+	// So may the sandbox's sudo, which is pid 1's program.
+	if rootless.IsSudo() {
+		os.Exit(rootless.Sudo(os.Args[1:]))
+	}
 	f := NewFactory(System())
 	// The programs devbox carries run from copies in the user's cache.
 	cacheDir := func(name string) func() (string, error) {

@@ -56,7 +56,8 @@ command gets a sandbox of its own on a throwaway layer.`,
   devbox run test                    # the [scripts] entry "test"
   devbox run -- sh -c 'id -u; pwd; ls'
   devbox run --frozen -- make ci     # in CI: the lock must be up to date
-  devbox run --root -- apt-get install -y strace`,
+  devbox run --root -- apt-get install -y strace
+  devbox run -- sh -c 'sudo apt-get install -y strace && strace -V'`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return &FlagError{Err: errors.New("run needs a command: devbox run -- COMMAND [ARG...]")}

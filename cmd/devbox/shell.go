@@ -37,7 +37,9 @@ image has it. A project in a subdirectory of a git
 repository gets the whole repository mounted (its siblings and .git too), and
 one that is a git worktree or a submodule gets its repository mounted as well.
 
-What you change outside the work tree and home (a package installed with
+sudo works inside, without a password: 'sudo apt-get install -y jq' runs apt
+as root in the same sandbox (still you outside), as --root does. What you
+change outside the work tree and home (a package installed with sudo or
 --root, say) stays in the project's writable layer until 'devbox reset'.
 
 A shell or run started while the project's sandbox runs (in another
