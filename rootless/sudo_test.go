@@ -243,3 +243,24 @@ func staticTestBinary(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseSudo: any command line is refused, asks for nothing to run,
+// or names a command (or a shell) whose words come from the line.
+func FuzzParseSudo(f *testing.F) {
+	for _, s := range []string{"apt-get install -y jq", "-iu root", "-D /tmp -- pwd", "-E A=b env", "--user=nobody id", "-k", "-", "--chdir"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		args := strings.Fields(line)
+		r, err := parseSudo(args, "dev")
+		if err != nil || r.done {
+			return
+		}
+		if len(r.args) == 0 && !r.login && !r.shell {
+			t.Fatalf("parseSudo(%q) = %+v: nothing to run", args, r)
+		}
+		if n := len(r.args) + len(r.env); n > len(args) || !slices.Equal(r.args, args[len(args)-len(r.args):]) {
+			t.Fatalf("parseSudo(%q) = %+v: the command is not the line's last words", args, r)
+		}
+	})
+}
