@@ -559,7 +559,8 @@ func (e *Environment) ScriptArgs(name string, args []string) ([]string, bool) {
 }
 
 // environment is, in order, the image's Env, the PATH entries of archives,
-// the user's identity and the agent socket, [env] from devbox.toml, and the
+// the user's identity and the agent socket, [env] from devbox.toml (with
+// its references expanded: envref.go), and the
 // few host variables in hostEnv, their locales ones the image has
 // (localeFor). Later entries replace earlier ones. Where nothing set TZ,
 // it names the host's time zone by localtime (zoneFor); "" leaves it.
@@ -600,8 +601,14 @@ func environment(imageEnv []string, cfg *Config, u User, cwd, agentSocket string
 	if agentSocket != "" {
 		set("SSH_AUTH_SOCK", agentSocket)
 	}
+	// [env], whose ${containerEnv:NAME} are the values before it.
+	before := maps.Clone(vals)
+	container := func(k string) (string, bool) {
+		v, ok := before[k]
+		return v, ok
+	}
 	for _, k := range slices.Sorted(maps.Keys(cfg.Env)) {
-		set(k, cfg.Env[k])
+		set(k, expandEnvRefs(cfg.Env[k], os.LookupEnv, container))
 	}
 	for _, k := range hostEnv {
 		if v, ok := os.LookupEnv(k); ok {

@@ -96,6 +96,9 @@ func (c *Config) validate() error {
 		if !envPattern().MatchString(k) {
 			return bad("is not a variable name", "env", k)
 		}
+		if _, err := envRefs(c.Env[k]); err != nil {
+			return bad(err.Error(), "env", k)
+		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(c.Scripts)) {
 		v := c.Scripts[k]

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/devboxhq/devbox/internal/testimages"
 )
 
 // TestHostIntegration: inside, the environment is the image's, [env] and
@@ -17,7 +19,8 @@ import (
 func TestHostIntegration(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "")
-	e.writeConfig(t, "[image]\nref = \""+imageRef(suite.registry, "busybox")+"\"\n[env]\nFROM_CONFIG = \"yes\"\n")
+	e.writeConfig(t, "[image]\nref = \""+imageRef(suite.registry, "busybox")+"\"\n[env]\nFROM_CONFIG = \"yes\"\n"+
+		"NAMED = \"${localEnv:HOST_NAMED}\"\nPROXY = \"${localEnv:HOST_UNSET:none}\"\nMORE_PATH = \"/opt/x:${containerEnv:PATH}\"\n")
 	if err := os.WriteFile(filepath.Join(e.Home, ".gitconfig"), []byte("[user]\n\tname = Tester\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +47,7 @@ func TestHostIntegration(t *testing.T) {
 	script := `env; test -S "$SSH_AUTH_SOCK" && echo agent-ok; cat ~/.gitconfig ~/.config/git/config; echo x >> ~/.gitconfig || echo gitconfig-readonly`
 	cmd := exec.CommandContext(ctx, suite.bin, "run", "--", "sh", "-c", script)
 	cmd.Dir = e.Project
-	cmd.Env = append(e.environ(), "LANG=C.UTF-8", "TZ=Europe/Paris", "HOST_SECRET=leak",
+	cmd.Env = append(e.environ(), "LANG=C.UTF-8", "TZ=Europe/Paris", "HOST_SECRET=leak", "HOST_NAMED=named",
 		"SSH_AUTH_SOCK="+ln.Addr().String())
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -59,13 +62,15 @@ func TestHostIntegration(t *testing.T) {
 	for k, want := range map[string]string{
 		"LANG": "C.UTF-8", "TZ": "Europe/Paris", "FROM_CONFIG": "yes",
 		"SSH_AUTH_SOCK": "/run/host-services/ssh-auth.sock", "DEVBOX_TEST_IMAGE": "busybox", "DEVBOX": "1",
+		// What [env] names of the host's, and of the image's.
+		"NAMED": "named", "PROXY": "none", "MORE_PATH": "/opt/x:/usr/local/bin:" + testimages.ImagePath,
 	} {
 		if vars[k] != want {
 			t.Errorf("%s = %q inside, want %q", k, vars[k], want)
 		}
 	}
 	for k := range vars {
-		if k == "HOST_SECRET" || strings.HasPrefix(k, "_DEVBOX") || k == "XDG_DATA_HOME" {
+		if k == "HOST_SECRET" || k == "HOST_NAMED" || strings.HasPrefix(k, "_DEVBOX") || k == "XDG_DATA_HOME" {
 			t.Errorf("%s leaked into the sandbox", k)
 		}
 	}

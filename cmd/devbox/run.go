@@ -38,7 +38,8 @@ the image digest and the archives' checksums; --frozen refuses to change it.
 Inside, you are yourself (same uid and gid), the project directory is mounted
 at the same path and is the working directory (or the subdirectory you are
 in), HOME is a per-project home, DEVBOX=1 tells scripts they run inside, and
-only TERM, LANG, LC_ALL, TZ and COLORTERM come from the host's environment:
+only TERM, LANG, LC_ALL, TZ, COLORTERM and what [env] names with
+${localEnv:NAME} come from the host's environment:
 a locale the image lacks becomes C.UTF-8, and without TZ, the time zone that
 /etc/localtime names comes in where the image has it. Your git configuration
 and ~/.ssh/known_hosts are there read-only, and your SSH agent is forwarded. A

@@ -31,7 +31,8 @@ You are yourself inside, with a home of the project's own. Your git
 configuration (~/.gitconfig, ~/.config/git/config) and ~/.ssh/known_hosts
 are there read-only and your SSH agent is forwarded; nothing else of your
 home comes in. Of your environment, only TERM, LANG, LC_ALL, TZ and COLORTERM
-do, beside what the image and [env] set (a locale the image lacks becomes
+do, and what [env] names with ${localEnv:NAME}, beside what the image and
+[env] set (a locale the image lacks becomes
 C.UTF-8), and without TZ the time zone that /etc/localtime names, where the
 image has it. A project in a subdirectory of a git
 repository gets the whole repository mounted (its siblings and .git too), and
