@@ -178,9 +178,10 @@ const agentSocketTarget = "/run/host-services/ssh-auth.sock"
 // hostIntegration shares, on purpose, the few host files a developer
 // expects to follow them into the sandbox: git's configuration
 // (~/.gitconfig, and ~/.config/git/config where git's XDG file is) and
-// ~/.ssh/known_hosts read-only, and the SSH agent's socket. It returns the
-// mounts of the files, which lie in the home directory, and of the agent's
-// socket, which does not (nil without an agent).
+// ~/.ssh/known_hosts read-only, and the SSH agent's socket (GnuPG's agent:
+// gpgAgent). It returns the mounts of the files, which lie in the home
+// directory, and of the agent's socket, which does not (nil without an
+// agent).
 func hostIntegration(u User) (files, agent []mounts.Mount) {
 	var ms []mounts.Mount
 	if home, err := os.UserHomeDir(); err == nil {
@@ -204,6 +205,48 @@ func hostIntegration(u User) (files, agent []mounts.Mount) {
 	return ms, []mounts.Mount{{Type: mounts.Bind, Source: sock, Target: agentSocketTarget}}
 }
 
+// gpgAgent shares the host's GnuPG agent, so that git signs commits inside
+// with the keys it holds, as Dev Containers do: its extra socket, the one
+// GnuPG offers for remote use (it signs and decrypts, but neither exports
+// nor changes keys), at ~/.gnupg/S.gpg-agent inside, where gpg looks in a
+// home without /run/user, and the public keyring read-only beside it. The
+// trust database stays the sandbox's: gpg writes to it as it checks it,
+// and fails on a read-only one. The agent asks for a passphrase on the host, as for
+// the host's own gpg. Only GnuPG's default home is looked at (a GNUPGHOME
+// elsewhere names its sockets by a hash), and nothing without an agent.
+func gpgAgent(u User) []mounts.Mount {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return nil
+	}
+	return gpgAgentIn(home, filepath.Join("/run/user", strconv.Itoa(os.Getuid())), u)
+}
+
+// gpgAgentIn is gpgAgent for the host's home directory and runtime
+// directory (/run/user/UID), where GnuPG puts its sockets when it exists.
+func gpgAgentIn(home, runDir string, u User) []mounts.Mount {
+	gnupg := filepath.Join(home, ".gnupg")
+	if g := os.Getenv("GNUPGHOME"); g != "" && filepath.Clean(g) != gnupg {
+		return nil
+	}
+	for _, sock := range []string{
+		filepath.Join(runDir, "gnupg", "S.gpg-agent.extra"),
+		filepath.Join(gnupg, "S.gpg-agent.extra"),
+	} {
+		if fi, err := os.Stat(sock); err != nil || fi.Mode()&os.ModeSocket == 0 {
+			continue
+		}
+		inside := filepath.Join(u.Home, ".gnupg")
+		ms := []mounts.Mount{{Type: mounts.Bind, Source: sock, Target: filepath.Join(inside, "S.gpg-agent")}}
+		for _, f := range []string{"pubring.kbx", "pubring.gpg"} {
+			ms = append(ms, mounts.Mount{Type: mounts.Bind, Source: filepath.Join(gnupg, f),
+				Target: filepath.Join(inside, f), ReadOnly: true, Optional: true})
+		}
+		return ms
+	}
+	return nil
+}
+
 // SandboxSpec describes the sandbox that runs inv in e. The caller runs
 // cleanup once the sandbox has ended. A sandbox on the project's writable
 // layer shares itself with commands that join it. With inv.Join, while
@@ -222,6 +265,14 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, j
 	userMounts, err := configMounts(cfg)
 	if err != nil {
 		return nil, "", nil, err
+	}
+	gpg := gpgAgent(u)
+	if gpg != nil {
+		// gpg wants its home private: made here, 0700, rather than by
+		// the mounts inside it.
+		if err := os.Mkdir(filepath.Join(e.Project.HomeDir(), ".gnupg"), 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return nil, "", nil, err
+		}
 	}
 	view, running, cleanup, err := rootView(e, inv)
 	if err != nil {
@@ -247,6 +298,7 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, j
 	if agent != nil {
 		inv.agentSocket = agentSocketTarget
 	}
+	homeFiles = append(homeFiles, gpg...)
 	view.Early = append([]mounts.Mount{rootless.SudoMount()}, agent...)
 	view.Extra = append(homeFiles, userMounts...)
 	if m, ok := gitDirMount(tree); ok {

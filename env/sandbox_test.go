@@ -1,6 +1,7 @@
 package env
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -139,5 +140,50 @@ func TestEnvironmentPath(t *testing.T) {
 		if !slices.Contains(env, "PATH="+tt.want) {
 			t.Errorf("image %q: environment %q, want PATH=%s", tt.imageEnv, env, tt.want)
 		}
+	}
+}
+
+// TestGPGAgent: the host's GnuPG agent comes in by its extra socket, the
+// one in the runtime directory first, with the public keyring read-only; nothing without an agent, or with a GNUPGHOME that
+// is not the default.
+func TestGPGAgent(t *testing.T) {
+	home, run := t.TempDir(), t.TempDir()
+	gnupg := filepath.Join(home, ".gnupg")
+	if err := os.MkdirAll(filepath.Join(run, "gnupg"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(gnupg, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	u := User{Name: "u", Home: "/home/u"}
+	t.Setenv("GNUPGHOME", "")
+	if ms := gpgAgentIn(home, run, u); ms != nil {
+		t.Errorf("without an agent: %+v", ms)
+	}
+	listen := func(path string) {
+		t.Helper()
+		ln, err := net.Listen("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+	}
+	listen(filepath.Join(gnupg, "S.gpg-agent.extra"))
+	ms := gpgAgentIn(home, run, u)
+	if len(ms) != 3 || ms[0].Source != filepath.Join(gnupg, "S.gpg-agent.extra") || ms[0].Target != "/home/u/.gnupg/S.gpg-agent" || ms[0].ReadOnly {
+		t.Fatalf("with the agent in ~/.gnupg: %+v", ms)
+	}
+	for _, m := range ms[1:] {
+		if !m.ReadOnly || !m.Optional || filepath.Dir(m.Source) != gnupg || m.Target != filepath.Join("/home/u/.gnupg", filepath.Base(m.Source)) {
+			t.Errorf("keyring mount %+v, want it read-only and optional at the same name", m)
+		}
+	}
+	listen(filepath.Join(run, "gnupg", "S.gpg-agent.extra"))
+	if ms := gpgAgentIn(home, run, u); len(ms) == 0 || ms[0].Source != filepath.Join(run, "gnupg", "S.gpg-agent.extra") {
+		t.Errorf("with the agent in the runtime directory: %+v", ms)
+	}
+	t.Setenv("GNUPGHOME", filepath.Join(home, "elsewhere"))
+	if ms := gpgAgentIn(home, run, u); ms != nil {
+		t.Errorf("with another GNUPGHOME: %+v", ms)
 	}
 }

@@ -15,7 +15,8 @@ import (
 // TestHostIntegration: inside, the environment is the image's, [env] and
 // a few host variables, and nothing else of the host's; no variable of
 // devbox's own leaks; ~/.gitconfig and git's XDG file are there read-only
-// and the SSH agent's socket is forwarded.
+// and the SSH agent's socket is forwarded, as is GnuPG's agent with the
+// public keyring.
 func TestHostIntegration(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "")
@@ -42,9 +43,24 @@ func TestHostIntegration(t *testing.T) {
 	}
 	defer ln.Close()
 
+	// GnuPG's agent, by its extra socket, and the public keyring.
+	gnupg := filepath.Join(e.Home, ".gnupg")
+	if err := os.Mkdir(gnupg, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(gnupg, "pubring.kbx"), []byte("public-keys\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gpgLn, err := net.Listen("unix", filepath.Join(gnupg, "S.gpg-agent.extra"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gpgLn.Close()
+
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
-	script := `env; test -S "$SSH_AUTH_SOCK" && echo agent-ok; cat ~/.gitconfig ~/.config/git/config; echo x >> ~/.gitconfig || echo gitconfig-readonly`
+	script := `env; test -S "$SSH_AUTH_SOCK" && echo agent-ok; cat ~/.gitconfig ~/.config/git/config; echo x >> ~/.gitconfig || echo gitconfig-readonly
+test -S ~/.gnupg/S.gpg-agent && echo gpg-agent-ok; stat -c gnupg-mode=%a ~/.gnupg; cat ~/.gnupg/pubring.kbx; echo x >> ~/.gnupg/pubring.kbx || echo pubring-readonly`
 	cmd := exec.CommandContext(ctx, suite.bin, "run", "--", "sh", "-c", script)
 	cmd.Dir = e.Project
 	cmd.Env = append(e.environ(), "LANG=C.UTF-8", "TZ=Europe/Paris", "HOST_SECRET=leak", "HOST_NAMED=named",
@@ -74,7 +90,8 @@ func TestHostIntegration(t *testing.T) {
 			t.Errorf("%s leaked into the sandbox", k)
 		}
 	}
-	for _, want := range []string{"agent-ok", "name = Tester", "st = status", "gitconfig-readonly"} {
+	for _, want := range []string{"agent-ok", "name = Tester", "st = status", "gitconfig-readonly",
+		"gpg-agent-ok", "gnupg-mode=700", "public-keys", "pubring-readonly"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

@@ -42,7 +42,8 @@ only TERM, LANG, LC_ALL, TZ, COLORTERM and what [env] names with
 ${localEnv:NAME} come from the host's environment:
 a locale the image lacks becomes C.UTF-8, and without TZ, the time zone that
 /etc/localtime names comes in where the image has it. Your git configuration
-and ~/.ssh/known_hosts are there read-only, and your SSH agent is forwarded. A
+and ~/.ssh/known_hosts are there read-only, and your SSH agent and GnuPG's
+agent (for signed commits) are forwarded. A
 project in a subdirectory of a git repository gets the whole repository mounted
 (its siblings and .git too), and one that is a git worktree or a submodule gets
 its repository mounted as well.

@@ -29,7 +29,8 @@ devbox exits with the shell's status.
 
 You are yourself inside, with a home of the project's own. Your git
 configuration (~/.gitconfig, ~/.config/git/config) and ~/.ssh/known_hosts
-are there read-only and your SSH agent is forwarded; nothing else of your
+are there read-only and your SSH agent and GnuPG's agent (for signed
+commits) are forwarded; nothing else of your
 home comes in. Of your environment, only TERM, LANG, LC_ALL, TZ and COLORTERM
 do, and what [env] names with ${localEnv:NAME}, beside what the image and
 [env] set (a locale the image lacks becomes
