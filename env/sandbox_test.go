@@ -10,18 +10,21 @@ import (
 	"github.com/devboxhq/devbox/mounts"
 )
 
+// mkdirAll makes the directory p with its parents and returns it; the
+// test stops if it cannot.
+func mkdirAll(t *testing.T, p string) string {
+	t.Helper()
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // TestGitDirMount: a project whose .git is a file naming a directory
 // outside it (a git worktree, a submodule) gets that repository bound
 // in; a usual .git directory, or one inside the project, needs nothing.
 func TestGitDirMount(t *testing.T) {
 	root := t.TempDir()
-	mkdir := func(p string) string {
-		t.Helper()
-		if err := os.MkdirAll(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
 	write := func(p, s string) {
 		t.Helper()
 		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
@@ -30,24 +33,24 @@ func TestGitDirMount(t *testing.T) {
 	}
 	// The main repository, with a worktree's own directory and a
 	// submodule's, as git makes them: each names its work tree back.
-	common := mkdir(filepath.Join(root, "main", ".git"))
-	worktree := mkdir(filepath.Join(root, "feature"))
-	wtDir := mkdir(filepath.Join(common, "worktrees", "feature"))
+	common := mkdirAll(t, filepath.Join(root, "main", ".git"))
+	worktree := mkdirAll(t, filepath.Join(root, "feature"))
+	wtDir := mkdirAll(t, filepath.Join(common, "worktrees", "feature"))
 	write(filepath.Join(wtDir, "commondir"), "../..\n")
 	write(filepath.Join(wtDir, "gitdir"), filepath.Join(worktree, ".git")+"\n")
 	write(filepath.Join(worktree, ".git"), "gitdir: "+wtDir+"\n")
-	submodule := mkdir(filepath.Join(root, "main", "lib"))
-	write(filepath.Join(mkdir(filepath.Join(common, "modules", "lib")), "config"), "[core]\n\tbare = false\n\tworktree = ../../../lib\n")
+	submodule := mkdirAll(t, filepath.Join(root, "main", "lib"))
+	write(filepath.Join(mkdirAll(t, filepath.Join(common, "modules", "lib")), "config"), "[core]\n\tbare = false\n\tworktree = ../../../lib\n")
 	write(filepath.Join(submodule, ".git"), "gitdir: ../.git/modules/lib\n")
-	usual := mkdir(filepath.Join(root, "usual"))
-	mkdir(filepath.Join(usual, ".git"))
-	inside := mkdir(filepath.Join(root, "inside"))
+	usual := mkdirAll(t, filepath.Join(root, "usual"))
+	mkdirAll(t, filepath.Join(usual, ".git"))
+	inside := mkdirAll(t, filepath.Join(root, "inside"))
 	write(filepath.Join(inside, ".git"), "gitdir: .git-dir\n")
-	plain := mkdir(filepath.Join(root, "plain"))
+	plain := mkdirAll(t, filepath.Join(root, "plain"))
 	// .git files that name directories which do not name them back.
-	elsewhere := mkdir(filepath.Join(root, "elsewhere"))
-	write(filepath.Join(elsewhere, ".git"), "gitdir: "+mkdir(filepath.Join(root, "host-secrets"))+"\n")
-	borrowed := mkdir(filepath.Join(root, "borrowed"))
+	elsewhere := mkdirAll(t, filepath.Join(root, "elsewhere"))
+	write(filepath.Join(elsewhere, ".git"), "gitdir: "+mkdirAll(t, filepath.Join(root, "host-secrets"))+"\n")
+	borrowed := mkdirAll(t, filepath.Join(root, "borrowed"))
 	write(filepath.Join(borrowed, ".git"), "gitdir: "+wtDir+"\n")
 
 	for _, tt := range []struct {
@@ -83,28 +86,21 @@ func TestGitDirMount(t *testing.T) {
 // mounted alone.
 func TestRepositoryRoot(t *testing.T) {
 	root := t.TempDir()
-	mkdir := func(p string) string {
-		t.Helper()
-		if err := os.MkdirAll(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	mono := mkdir(filepath.Join(root, "mono"))
-	mkdir(filepath.Join(mono, ".git"))
-	deep := mkdir(filepath.Join(mono, "services", "api"))
-	own := mkdir(filepath.Join(mono, "vendored"))
-	mkdir(filepath.Join(own, ".git"))
-	inOwn := mkdir(filepath.Join(own, "sub"))
-	worktree := mkdir(filepath.Join(root, "feature"))
+	mono := mkdirAll(t, filepath.Join(root, "mono"))
+	mkdirAll(t, filepath.Join(mono, ".git"))
+	deep := mkdirAll(t, filepath.Join(mono, "services", "api"))
+	own := mkdirAll(t, filepath.Join(mono, "vendored"))
+	mkdirAll(t, filepath.Join(own, ".git"))
+	inOwn := mkdirAll(t, filepath.Join(own, "sub"))
+	worktree := mkdirAll(t, filepath.Join(root, "feature"))
 	if err := os.WriteFile(filepath.Join(worktree, ".git"), []byte("gitdir: elsewhere\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	inWorktree := mkdir(filepath.Join(worktree, "cmd"))
-	home := mkdir(filepath.Join(root, "home", "dev"))
-	mkdir(filepath.Join(home, ".git"))
-	inHome := mkdir(filepath.Join(home, "src", "app"))
-	plain := mkdir(filepath.Join(root, "plain", "app"))
+	inWorktree := mkdirAll(t, filepath.Join(worktree, "cmd"))
+	home := mkdirAll(t, filepath.Join(root, "home", "dev"))
+	mkdirAll(t, filepath.Join(home, ".git"))
+	inHome := mkdirAll(t, filepath.Join(home, "src", "app"))
+	plain := mkdirAll(t, filepath.Join(root, "plain", "app"))
 
 	for _, tt := range []struct {
 		name, dir, want string

@@ -435,22 +435,35 @@ func TestHostileImageSymlinks(t *testing.T) {
 			}
 			spec := sandbox(t, []string{layer}, "sh", "-c", "echo x > /tmp/written; echo y > /etc/written")
 			spec.Mounts = append(spec.Mounts, mounts.Mount{Type: mounts.Bind, Source: "/etc/resolv.conf", Target: "/etc/resolv.conf", ReadOnly: true, Optional: true})
-			stdin, _ := os.Open(os.DevNull)
-			defer stdin.Close()
-			_, err := Run(context.Background(), spec, IO{In: stdin, Out: stdin, Err: stdin}, nil)
-			var se *SetupError
-			if err != nil && !errors.As(err, &se) {
-				t.Fatalf("Run: %v, want success or a SetupError", err)
-			}
-			entries, err := os.ReadDir(victim)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(entries) != 0 {
+			runHostile(t, spec)
+			if entries := readDir(t, victim); len(entries) != 0 {
 				t.Errorf("the host directory the image's /%s names was written to: %v", name, entries)
 			}
 		})
 	}
+}
+
+// runHostile runs spec, which a hostile image's symlinks may make devbox
+// refuse at set-up: it either runs or fails with a SetupError.
+func runHostile(t *testing.T, spec *Spec) {
+	t.Helper()
+	stdin, _ := os.Open(os.DevNull)
+	defer stdin.Close()
+	_, err := Run(context.Background(), spec, IO{In: stdin, Out: stdin, Err: stdin}, nil)
+	var se *SetupError
+	if err != nil && !errors.As(err, &se) {
+		t.Fatalf("Run: %v, want success or a SetupError", err)
+	}
+}
+
+// readDir is the entries of dir; the test stops if it cannot be read.
+func readDir(t *testing.T, dir string) []os.DirEntry {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return entries
 }
 
 // TestSysReadOnly: /sys is read-only inside with every mount the host has

@@ -699,15 +699,7 @@ func TestShellJoinsRunningSandbox(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd, tty, _ := onTerminal(ctx, t, e, "shell")
-	if err := pty.Setsize(tty, &pty.Winsize{Rows: 24, Cols: 80}); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	out := newPtyOutput(tty)
-	out.waitFor(ctx, 15*time.Second, "$ ", "# ")
+	cmd, tty, _, out, _ := shellOnTerminal(ctx, t, e, 24, 80)
 	// The output is computed, so that the echo of the input cannot match.
 	for ctx.Err() == nil {
 		if _, err := io.WriteString(tty, "echo ok-$((6*7)) $(cat /tmp/owner) $(tty)\n"); err != nil {

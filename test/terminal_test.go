@@ -28,21 +28,7 @@ func TestShellTerminal(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd, master, slave := onTerminal(ctx, t, e, "shell")
-	if err := pty.Setsize(master, &pty.Winsize{Rows: 24, Cols: 80}); err != nil {
-		t.Fatal(err)
-	}
-	before, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	out := newPtyOutput(master)
-	if !out.waitFor(ctx, 20*time.Second, "$ ", "# ") {
-		t.Fatalf("no prompt; output:\n%s", out)
-	}
+	cmd, master, slave, out, before := shellOnTerminal(ctx, t, e, 24, 80)
 
 	send := stepper(ctx, t, master, out)
 	send("tty", 10*time.Second)
@@ -69,7 +55,7 @@ func TestShellTerminal(t *testing.T) {
 	send("true", 15*time.Second)
 	io.WriteString(master, "exit 0\n")
 
-	err = cmd.Wait()
+	err := cmd.Wait()
 	if ctx.Err() != nil {
 		t.Fatalf("devbox shell did not finish; output:\n%s", out)
 	}
@@ -176,17 +162,7 @@ func TestShellSudo(t *testing.T) {
 	e.mustRun(t, "pull")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd, master, _ := onTerminal(ctx, t, e, "shell")
-	if err := pty.Setsize(master, &pty.Winsize{Rows: 33, Cols: 111}); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	out := newPtyOutput(master)
-	if !out.waitFor(ctx, 20*time.Second, "$ ", "# ") {
-		t.Fatalf("no prompt; output:\n%s", out)
-	}
+	cmd, master, _, out, _ := shellOnTerminal(ctx, t, e, 33, 111)
 	send := stepper(ctx, t, master, out)
 	send("echo user=$(id -u)", 10*time.Second)
 	// What is typed before sudo has exited would go to it: the marker,
@@ -216,6 +192,29 @@ func TestShellSudo(t *testing.T) {
 	if r := e.mustRun(t, "run", "--", "cat", "/etc/root-made"); r.Stdout != "made-by-root\n" {
 		t.Errorf("what root wrote is not in the project's layer; %s", r)
 	}
+}
+
+// shellOnTerminal starts 'devbox shell' in e's project as onTerminal
+// does, on a terminal of rows by cols, and waits for its prompt. before
+// is the terminal's settings before devbox started.
+func shellOnTerminal(ctx context.Context, t *testing.T, e *testEnv, rows, cols uint16) (cmd *exec.Cmd, master, slave *os.File, out *ptyOutput, before *unix.Termios) {
+	t.Helper()
+	cmd, master, slave = onTerminal(ctx, t, e, "shell")
+	if err := pty.Setsize(master, &pty.Winsize{Rows: rows, Cols: cols}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	out = newPtyOutput(master)
+	if !out.waitFor(ctx, 20*time.Second, "$ ", "# ") {
+		t.Fatalf("no prompt; output:\n%s", out)
+	}
+	return cmd, master, slave, out, before
 }
 
 // onTerminal is devbox ARGS in e's project as a person at a terminal runs
