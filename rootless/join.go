@@ -349,14 +349,11 @@ func serveJoin(fd int, j *joined, sudo bool) {
 	owner := j.owner
 	// Only the user who started the sandbox: the joiners' socket's
 	// directory is theirs alone, and this says so again. sudo's is open to
-	// the sandbox's ids, of which only the user's own and root may ask,
-	// not another of a subuid sandbox.
+	// the sandbox's ids, of which the user's own and root's may ask, not
+	// another of a subuid sandbox. Root's is 0, or, for a root command in
+	// a user namespace of its own (single mode), pid 1's own id.
 	cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
 	if err != nil || (!sudo && int(cred.Uid) != os.Getuid()) {
-		return
-	}
-	if sudo && cred.Uid != owner.Process.UID && cred.Uid != 0 {
-		sendMessage(conn, message{Type: msgNotJoinable, Error: fmt.Sprintf("uid %d is not the sandbox's user", cred.Uid)})
 		return
 	}
 	stdio, spec, err := readJoin(fd, conn)
@@ -365,9 +362,14 @@ func serveJoin(fd int, j *joined, sudo bool) {
 			f.Close()
 		}
 	}()
-	if err == nil && sudo {
+	switch {
+	case err != nil:
+	case sudo && cred.Uid != owner.Process.UID && cred.Uid != 0 && int(cred.Uid) != os.Getuid():
+		// Read first, so that the answer reaches the asker.
+		err = fmt.Errorf("uid %d is neither the sandbox's user nor root", cred.Uid)
+	case sudo:
 		spec, err = sudoSpec(owner, spec)
-	} else if err == nil {
+	default:
 		err = joinable(owner, spec)
 	}
 	if err != nil {

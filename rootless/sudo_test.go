@@ -172,6 +172,17 @@ sudo sh -c 'echo $HOME $USER $SUDO_USER'`)
 	if b, err := os.ReadFile(filepath.Join(filepath.Dir(spec.RootDir), "upper", "etc", "made")); err != nil || string(b) != "made-by-root\n" {
 		t.Errorf("the writable layer has %q (%v), want what root wrote", b, err)
 	}
+
+	// A sandbox whose command is root (devbox run --root): sudo there too.
+	spec = sandbox(t, []string{layer}, "sh", "-c", "sudo id -u")
+	spec.Sudo = true
+	spec.User = User{Name: "root", Home: "/root", Shell: "/bin/sh"}
+	spec.Mounts = append(spec.Mounts, SudoMount())
+	spec.Process.Env = []string{"PATH=/usr/local/bin:/bin"}
+	spec.Process.UID, spec.Process.GID, spec.Process.RootEmulation = 0, 0, true
+	if code, out, stderr := run(t, spec); code != 0 || out != "0\n" {
+		t.Errorf("sudo under root: status %d, output %q, stderr %q; want uid 0", code, out, stderr)
+	}
 }
 
 // TestSudoMountEarly: an image whose /usr/local is a symlink to the work
