@@ -157,6 +157,9 @@ type Invocation struct {
 	// Ephemeral gives the sandbox a throwaway writable layer: nothing it
 	// changes outside the work tree and home outlives it.
 	Ephemeral bool
+	// Env, NAME=VALUE each, is set last, over the image's, [env] and the
+	// host's few (devbox run --env).
+	Env []string
 	// Join: while another sandbox of the project runs on its writable
 	// layer, the command joins that sandbox (SandboxSpec's join) rather
 	// than getting a throwaway layer of its own.
@@ -328,7 +331,7 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, j
 		User:     rootless.User{Name: u.Name, Home: u.Home, Shell: "/bin/sh"},
 		Process: rootless.Process{
 			Args:           inv.Args,
-			Env:            environment(e.Image.Config.Env, cfg, u, cwd, inv.agentSocket, filesOf(view), "/etc/localtime"),
+			Env:            withEnv(environment(e.Image.Config.Env, cfg, u, cwd, inv.agentSocket, filesOf(view), "/etc/localtime"), inv.Env),
 			Cwd:            cwd,
 			UID:            u.UID,
 			GID:            u.GID,
@@ -609,6 +612,21 @@ func (e *Environment) ScriptArgs(name string, args []string) ([]string, bool) {
 	}
 	return append([]string{"/bin/sh", "-c", script, name}, args...), true
 }
+
+// withEnv is env with the NAME=VALUE entries of set, which replace those
+// of the same names.
+func withEnv(env, set []string) []string {
+	for _, kv := range set {
+		name, _, _ := strings.Cut(kv, "=")
+		env = slices.DeleteFunc(env, func(e string) bool { return strings.HasPrefix(e, name+"=") })
+		env = append(env, kv)
+	}
+	return env
+}
+
+// IsVariableName reports whether name may name an environment variable
+// in devbox.toml's [env] or devbox run --env.
+func IsVariableName(name string) bool { return envPattern().MatchString(name) }
 
 // environment is, in order, the image's Env, the PATH entries of archives,
 // the user's identity and the agent socket, [env] from devbox.toml (with

@@ -183,3 +183,11 @@ func TestGPGAgent(t *testing.T) {
 		t.Errorf("with another GNUPGHOME: %+v", ms)
 	}
 }
+
+func TestWithEnv(t *testing.T) {
+	got := withEnv([]string{"PATH=/bin", "A=old", "AB=keep"}, []string{"A=new", "C=", "PATH=/x:/bin"})
+	want := []string{"AB=keep", "A=new", "C=", "PATH=/x:/bin"}
+	if !slices.Equal(got, want) {
+		t.Errorf("withEnv = %q, want %q", got, want)
+	}
+}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -120,5 +121,26 @@ func TestOfflineWithoutNetwork(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "built") || strings.Contains(string(out), "pulling") || strings.Contains(string(out), "building") {
 		t.Errorf("want the built environment with no pull or build; got:\n%s", out)
+	}
+}
+
+// TestRunEnvFlag: --env sets a variable, or passes the host's, over the
+// image's and [env]; a host variable that is unset stays out.
+func TestRunEnvFlag(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "")
+	e.writeConfig(t, imageTOML(imageRef(suite.registry, "busybox"))+"[env]\nA = \"from devbox.toml\"\n")
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, suite.bin, "run", "-e", "A=from the flag", "-e", "FROM_HOST", "-e", "UNSET_ON_HOST", "-e", "PATH=/opt/x:/bin", "--",
+		"sh", "-c", `echo "A=$A"; echo "FROM_HOST=$FROM_HOST"; echo "UNSET_ON_HOST=${UNSET_ON_HOST-unset}"; echo "PATH=$PATH"`)
+	cmd.Dir, cmd.Env = e.Project, append(e.environ(), "FROM_HOST=host value")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("devbox run: %v\n%s", err, out)
+	}
+	want := map[string]string{"A": "from the flag", "FROM_HOST": "host value", "UNSET_ON_HOST": "unset", "PATH": "/opt/x:/bin"}
+	if got := keyValues(string(out)); !maps.Equal(got, want) {
+		t.Errorf("inside: %q, want %q", got, want)
 	}
 }

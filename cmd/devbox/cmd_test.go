@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"errors"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -108,5 +110,31 @@ func TestRootHelpAndUnknownCommand(t *testing.T) {
 	root.SetArgs([]string{"bogus"})
 	if code := exitCode(root.Execute(), errOut); code != 2 {
 		t.Errorf("unknown command exits %d, want 2", code)
+	}
+}
+
+func TestEnvFlags(t *testing.T) {
+	t.Setenv("DEVBOX_TEST_FROM_HOST", "host value")
+	os.Unsetenv("DEVBOX_TEST_UNSET")
+	f, _, _ := testFactory()
+	var got *RunOptions
+	cmd := NewCmdRun(f, func(o *RunOptions) error { got = o; return nil })
+	cmd.SetArgs([]string{"-e", "A=1", "--env", "B=x=y", "-e", "DEVBOX_TEST_FROM_HOST", "-e", "DEVBOX_TEST_UNSET", "-e", "EMPTY=", "--", "env", "-e"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"A=1", "B=x=y", "DEVBOX_TEST_FROM_HOST=host value", "EMPTY="}
+	if !slices.Equal(got.Env, want) || !slices.Equal(got.Args, []string{"env", "-e"}) {
+		t.Errorf("env %q, args %q; want %q and the command's own -e", got.Env, got.Args, want)
+	}
+	for _, bad := range []string{"1A=2", "=x", "A-B", ""} {
+		cmd := NewCmdShell(f, func(*ShellOptions) error { return nil })
+		cmd.SetArgs([]string{"-e", bad})
+		cmd.SetOut(&bytes.Buffer{})
+		cmd.SetErr(&bytes.Buffer{})
+		var fe *FlagError
+		if err := cmd.Execute(); !errors.As(err, &fe) {
+			t.Errorf("shell -e %q: err = %v, want a FlagError", bad, err)
+		}
 	}
 }

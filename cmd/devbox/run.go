@@ -18,11 +18,14 @@ type RunOptions struct {
 	Frozen bool
 	// Ephemeral throws the sandbox's writable layer away afterwards.
 	Ephemeral bool
+	// Env is --env, resolved: NAME=VALUE each.
+	Env []string
 }
 
 // NewCmdRun wires 'devbox run'; runF replaces the work in tests.
 func NewCmdRun(f *Factory, runF func(*RunOptions) error) *cobra.Command {
 	opts := &RunOptions{F: f}
+	var envValues []string
 	cmd := &cobra.Command{
 		Use:   "run [--] COMMAND [ARG...] | run SCRIPT [ARG...]",
 		Short: "Run a command or a named script in the project's environment",
@@ -38,8 +41,8 @@ the image digest and the archives' checksums; --frozen refuses to change it.
 Inside, you are yourself (same uid and gid), the project directory is mounted
 at the same path and is the working directory (or the subdirectory you are
 in), HOME is a per-project home, DEVBOX=1 tells scripts they run inside, and
-only TERM, LANG, LC_ALL, TZ, COLORTERM and what [env] names with
-${localEnv:NAME} come from the host's environment:
+only TERM, LANG, LC_ALL, TZ, COLORTERM, what [env] names with
+${localEnv:NAME} and what --env passes come from the host's environment:
 a locale the image lacks becomes C.UTF-8, and without TZ, the time zone that
 /etc/localtime names comes in where the image has it. Your git configuration
 and ~/.ssh/known_hosts are there read-only, and your SSH agent and GnuPG's
@@ -58,6 +61,7 @@ command gets a sandbox of its own on a throwaway layer.`,
   devbox run test                    # the [scripts] entry "test"
   devbox run -- sh -c 'id -u; pwd; ls'
   devbox run --frozen -- make ci     # in CI: the lock must be up to date
+  devbox run -e CI -e GOFLAGS=-race -- make test
   devbox run --root -- apt-get install -y strace
   devbox run -- sh -c 'sudo apt-get install -y strace && strace -V'`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -69,6 +73,10 @@ command gets a sandbox of its own on a throwaway layer.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Args = args
 			opts.Dash = cmd.ArgsLenAtDash() == 0
+			var err error
+			if opts.Env, err = envFlags(envValues); err != nil {
+				return err
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -76,6 +84,7 @@ command gets a sandbox of its own on a throwaway layer.`,
 		},
 	}
 	cmd.Flags().SetInterspersed(false)
+	cmd.Flags().StringArrayVarP(&envValues, "env", "e", nil, envFlagUsage)
 	cmd.Flags().BoolVar(&opts.Ephemeral, "ephemeral", false, "use a throwaway writable layer: what the command changes outside the work tree and home is gone afterwards")
 	cmd.Flags().BoolVar(&opts.Frozen, "frozen", false, "fail instead of changing devbox.lock: it must exist and pin everything devbox.toml names (for CI)")
 	cmd.Flags().BoolVar(&opts.Root, "root", false, "run as root inside the sandbox (still you outside), e.g. to install packages; changes persist in the project's writable layer until 'devbox reset'")
@@ -84,7 +93,7 @@ command gets a sandbox of its own on a throwaway layer.`,
 
 func runRun(cmd *cobra.Command, opts *RunOptions) error {
 	return runInSandbox(cmd.Context(), opts.F, sandboxRequest{
-		Args: opts.Args, Script: !opts.Dash, Root: opts.Root, Ephemeral: opts.Ephemeral,
+		Args: opts.Args, Script: !opts.Dash, Root: opts.Root, Ephemeral: opts.Ephemeral, Env: opts.Env,
 		Prepare: env.PrepareOptions{Frozen: opts.Frozen},
 	})
 }

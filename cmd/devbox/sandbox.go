@@ -25,6 +25,8 @@ type sandboxRequest struct {
 	Root bool
 	// Ephemeral gives the sandbox a throwaway writable layer.
 	Ephemeral bool
+	// Env is set inside last, NAME=VALUE each (--env).
+	Env []string
 	// Prepare controls the lock file and the cache.
 	Prepare env.PrepareOptions
 }
@@ -172,7 +174,7 @@ func runInSandbox(ctx context.Context, f *Factory, req sandboxRequest) error {
 	if err != nil {
 		return err
 	}
-	inv := env.Invocation{Args: args, Cwd: wd, Root: req.Root, Ephemeral: req.Ephemeral, Join: !req.Ephemeral,
+	inv := env.Invocation{Args: args, Cwd: wd, Root: req.Root, Ephemeral: req.Ephemeral, Join: !req.Ephemeral, Env: req.Env,
 		Log: func(msg string) { f.IO.Logger().Info(msg) }}
 	if terminal {
 		inv.Terminal = true

@@ -13,11 +13,14 @@ type ShellOptions struct {
 	Frozen bool
 	// Ephemeral throws the sandbox's writable layer away afterwards.
 	Ephemeral bool
+	// Env is --env, resolved: NAME=VALUE each.
+	Env []string
 }
 
 // NewCmdShell wires 'devbox shell'; runF replaces the work in tests.
 func NewCmdShell(f *Factory, runF func(*ShellOptions) error) *cobra.Command {
 	opts := &ShellOptions{F: f}
+	var envValues []string
 	cmd := &cobra.Command{
 		Use:   "shell",
 		Short: "Open an interactive shell in the project's environment",
@@ -28,16 +31,15 @@ the tools are installed; later shells open at once. Exit the shell to leave;
 devbox exits with the shell's status.
 
 You are yourself inside, with a home of the project's own. Your git
-configuration (~/.gitconfig, ~/.config/git/config) and ~/.ssh/known_hosts
-are there read-only and your SSH agent and GnuPG's agent (for signed
-commits) are forwarded; nothing else of your
-home comes in. Of your environment, only TERM, LANG, LC_ALL, TZ and COLORTERM
-do, and what [env] names with ${localEnv:NAME}, beside what the image and
-[env] set (a locale the image lacks becomes
-C.UTF-8), and without TZ the time zone that /etc/localtime names, where the
-image has it. A project in a subdirectory of a git
-repository gets the whole repository mounted (its siblings and .git too), and
-one that is a git worktree or a submodule gets its repository mounted as well.
+configuration (~/.gitconfig, ~/.config/git/config) and ~/.ssh/known_hosts are
+there read-only, and your SSH agent and GnuPG's agent (for signed commits) are
+forwarded; nothing else of your home comes in. Of your environment, only TERM,
+LANG, LC_ALL, TZ and COLORTERM do, with what [env] names with ${localEnv:NAME}
+and what --env passes, beside what the image and [env] set (a locale the image
+lacks becomes C.UTF-8), and without TZ the time zone that /etc/localtime names,
+where the image has it. A project in a subdirectory of a git repository gets
+the whole repository mounted (its siblings and .git too), and one that is a git
+worktree or a submodule gets its repository mounted as well.
 
 sudo works inside, without a password: 'sudo apt-get install -y jq' runs apt
 as root in the same sandbox (still you outside), as --root does. What you
@@ -53,12 +55,17 @@ sandbox started, gets a sandbox of its own on a throwaway layer and says
 why; so does one with --ephemeral.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var err error
+			if opts.Env, err = envFlags(envValues); err != nil {
+				return err
+			}
 			if runF != nil {
 				return runF(opts)
 			}
 			return shellRun(cmd, opts)
 		},
 	}
+	cmd.Flags().StringArrayVarP(&envValues, "env", "e", nil, envFlagUsage)
 	cmd.Flags().BoolVar(&opts.Root, "root", false, "open the shell as root inside the sandbox (still you outside)")
 	cmd.Flags().BoolVar(&opts.Ephemeral, "ephemeral", false, "use a throwaway writable layer: what the command changes outside the work tree and home is gone afterwards")
 	cmd.Flags().BoolVar(&opts.Frozen, "frozen", false, "fail instead of changing devbox.lock")
@@ -66,5 +73,5 @@ why; so does one with --ephemeral.`,
 }
 
 func shellRun(cmd *cobra.Command, opts *ShellOptions) error {
-	return runInSandbox(cmd.Context(), opts.F, sandboxRequest{Root: opts.Root, Ephemeral: opts.Ephemeral, Prepare: env.PrepareOptions{Frozen: opts.Frozen}})
+	return runInSandbox(cmd.Context(), opts.F, sandboxRequest{Root: opts.Root, Ephemeral: opts.Ephemeral, Env: opts.Env, Prepare: env.PrepareOptions{Frozen: opts.Frozen}})
 }
