@@ -214,9 +214,10 @@ func hostIntegration(u User) (files, agent []mounts.Mount) {
 // nor changes keys), at ~/.gnupg/S.gpg-agent inside, where gpg looks in a
 // home without /run/user, and the public keyring read-only beside it. The
 // trust database stays the sandbox's: gpg writes to it as it checks it,
-// and fails on a read-only one. The agent asks for a passphrase on the host, as for
-// the host's own gpg. Only GnuPG's default home is looked at (a GNUPGHOME
-// elsewhere names its sockets by a hash), and nothing without an agent.
+// and fails on a read-only one. The agent asks for a passphrase on the
+// host, as for the host's own gpg. Only GnuPG's default home is looked at
+// (a GNUPGHOME elsewhere names its sockets by a hash), and nothing without
+// an agent.
 func gpgAgent(u User) []mounts.Mount {
 	home, err := os.UserHomeDir()
 	if err != nil {
@@ -630,9 +631,8 @@ func IsVariableName(name string) bool { return envPattern().MatchString(name) }
 
 // environment is, in order, the image's Env, the PATH entries of archives,
 // the user's identity and the agent socket, [env] from devbox.toml (with
-// its references expanded: envref.go), and the
-// few host variables in hostEnv, their locales ones the image has
-// (localeFor). Later entries replace earlier ones. Where nothing set TZ,
+// its references expanded: envref.go), and the few host variables in
+// hostEnv, their locales ones the image has (localeFor). Later entries replace earlier ones. Where nothing set TZ,
 // it names the host's time zone by localtime (zoneFor); "" leaves it.
 func environment(imageEnv []string, cfg *Config, u User, cwd, agentSocket string, img imageFiles, localtime string) []string {
 	var keys []string

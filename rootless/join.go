@@ -297,7 +297,7 @@ func (j *joined) serve(dir int, name string, sudo bool) {
 }
 
 // listenSudo listens at sudoSocket. Any id of the sandbox may connect;
-// serveJoin takes requests from the sandbox's user only.
+// serveJoin takes requests from the sandbox's user and root only.
 func listenSudo() (int, error) {
 	dir, err := unix.Open(filepath.Dir(sudoSocket), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
