@@ -147,3 +147,32 @@ func imageDir(t *testing.T, rel ...string) string {
 	}
 	return dir
 }
+
+func TestTermFor(t *testing.T) {
+	debian := imageFiles{imageDir(t, "usr/lib/terminfo/x/xterm-256color", "usr/lib/terminfo/x/xterm", "usr/lib/terminfo/l/linux")}
+	withKitty := imageFiles{"", imageDir(t, "usr/share/terminfo/x/xterm-kitty"), debian[0]}
+	hexLayout := imageFiles{imageDir(t, "usr/share/terminfo/78/xterm-256color", "usr/share/terminfo/61/alacritty")}
+	xtermOnly := imageFiles{imageDir(t, "etc/terminfo/x/xterm")}
+	busybox := imageFiles{imageDir(t, "bin/busybox")}
+	for _, tt := range []struct {
+		term string
+		img  imageFiles
+		want string
+	}{
+		{"xterm-kitty", debian, "xterm-256color"},
+		{"xterm-256color", debian, "xterm-256color"},
+		{"linux", debian, "linux"},
+		{"xterm-kitty", withKitty, "xterm-kitty"},
+		{"alacritty", hexLayout, "alacritty"},
+		{"foot", hexLayout, "xterm-256color"},
+		{"ghostty", xtermOnly, "xterm"},
+		{"xterm-kitty", busybox, "xterm-kitty"},
+		{"dumb", debian, "dumb"},
+		{"", debian, ""},
+		{"../../x", debian, "../../x"},
+	} {
+		if got := termFor(tt.term, tt.img); got != tt.want {
+			t.Errorf("termFor(%q) in %v = %q, want %q", tt.term, tt.img, got, tt.want)
+		}
+	}
+}

@@ -116,6 +116,50 @@ func localeFor(name string, img imageFiles) string {
 	return "C"
 }
 
+// terminfoDirs are where ncurses looks for a terminal's description, by
+// default, on Debian, Ubuntu, Fedora and Alpine.
+var terminfoDirs = []string{"etc/terminfo", "lib/terminfo", "usr/share/terminfo", "usr/lib/terminfo"}
+
+// termFor is the host's TERM for a sandbox of img: the same, unless the
+// image has a terminal database without an entry for it, as Debian's and
+// Ubuntu's lack kitty's, alacritty's, foot's or ghostty's, where less,
+// vim, top and bash's line editing would refuse or misbehave ("unknown
+// terminal type"). Those terminals speak xterm's language: TERM becomes
+// xterm-256color, or xterm, whichever the image has. An image without a
+// terminal database (busybox) takes any name.
+func termFor(term string, img imageFiles) string {
+	if term == "" || term == "dumb" || strings.ContainsAny(term, "/.") {
+		return term
+	}
+	has := func(name string) bool {
+		for _, d := range terminfoDirs {
+			// The first letter's directory, or its hex code's (macOS's
+			// layout, which some builds of ncurses use).
+			for _, sub := range []string{name[:1], fmt.Sprintf("%02x", name[0])} {
+				if _, ok := img.stat(filepath.Join(d, sub, name)); ok {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	database := false
+	for _, d := range terminfoDirs {
+		if fi, ok := img.stat(d); ok && fi.IsDir() {
+			database = true
+		}
+	}
+	if !database || has(term) {
+		return term
+	}
+	for _, fallback := range []string{"xterm-256color", "xterm"} {
+		if has(fallback) {
+			return fallback
+		}
+	}
+	return term
+}
+
 // normalizeCodeset is glibc's name of a codeset in locale directories:
 // lower case, letters and digits only ("UTF-8@euro" is "utf8@euro").
 func normalizeCodeset(codeset string) string {
@@ -682,8 +726,11 @@ func environment(imageEnv []string, cfg *Config, u User, cwd, agentSocket string
 	}
 	for _, k := range hostEnv {
 		if v, ok := os.LookupEnv(k); ok {
-			if k == "LANG" || k == "LC_ALL" {
+			switch k {
+			case "LANG", "LC_ALL":
 				v = localeFor(v, img)
+			case "TERM":
+				v = termFor(v, img)
 			}
 			set(k, v)
 		}

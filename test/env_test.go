@@ -172,6 +172,23 @@ func TestEnvDebian(t *testing.T) {
 	if !ok {
 		return
 	}
+	ok = t.Run("a host terminal the image lacks", func(t *testing.T) {
+		// Debian's terminal database has no kitty: xterm-256color stands
+		// in, and tput finds it; one the image has stays.
+		for term, want := range map[string]string{"xterm-kitty": "xterm-256color", "linux": "linux"} {
+			ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+			cmd := exec.CommandContext(ctx, suite.bin, "run", "--", "sh", "-c", `echo "$TERM"; tput colors`)
+			cmd.Dir, cmd.Env = e.Project, append(e.environ(), "TERM="+term)
+			out, err := cmd.CombinedOutput()
+			cancel()
+			if got := strings.Fields(string(out)); err != nil || len(got) != 2 || got[0] != want {
+				t.Errorf("TERM=%s on the host: want TERM=%s inside and tput working (%v):\n%s", term, want, err, out)
+			}
+		}
+	})
+	if !ok {
+		return
+	}
 	ok = t.Run("the host name resolves", func(t *testing.T) {
 		r := e.mustRun(t, "run", "--", "getent", "hosts", "devbox")
 		if got := strings.Fields(r.Stdout); !slices.Equal(got, []string{"127.0.1.1", "devbox"}) {

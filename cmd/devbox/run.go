@@ -41,15 +41,15 @@ the image digest and the archives' checksums; --frozen refuses to change it.
 Inside, you are yourself (same uid and gid), the project directory is mounted
 at the same path and is the working directory (or the subdirectory you are
 in), HOME is a per-project home, DEVBOX=1 tells scripts they run inside, and
-only TERM, LANG, LC_ALL, TZ, COLORTERM, what [env] names with
-${localEnv:NAME} and what --env passes come from the host's environment:
-a locale the image lacks becomes C.UTF-8, and without TZ, the time zone that
-/etc/localtime names comes in where the image has it. Your git configuration
-and ~/.ssh/known_hosts are there read-only, and your SSH agent and GnuPG's
-agent (for signed commits) are forwarded. A
-project in a subdirectory of a git repository gets the whole repository mounted
-(its siblings and .git too), and one that is a git worktree or a submodule gets
-its repository mounted as well.
+only TERM, LANG, LC_ALL, TZ, COLORTERM, what [env] names with ${localEnv:NAME}
+and what --env passes come from the host's environment: a locale the image
+lacks becomes C.UTF-8, a terminal it has no entry for xterm-256color, and
+without TZ, the time zone that /etc/localtime names comes in where the image
+has it. Your git configuration and ~/.ssh/known_hosts are there read-only, and
+your SSH agent and GnuPG's agent (for signed commits) are forwarded. A project
+in a subdirectory of a git repository gets the whole repository mounted (its
+siblings and .git too), and one that is a git worktree or a submodule gets its
+repository mounted as well.
 
 While the project's sandbox runs (a shell in another terminal, say), the
 command joins it, as 'docker exec' would: it sees that sandbox's files, /tmp

@@ -36,8 +36,8 @@ there read-only, and your SSH agent and GnuPG's agent (for signed commits) are
 forwarded; nothing else of your home comes in. Of your environment, only TERM,
 LANG, LC_ALL, TZ and COLORTERM do, with what [env] names with ${localEnv:NAME}
 and what --env passes, beside what the image and [env] set (a locale the image
-lacks becomes C.UTF-8), and without TZ the time zone that /etc/localtime names,
-where the image has it. A project in a subdirectory of a git repository gets
+lacks becomes C.UTF-8, a terminal it has no entry for xterm-256color), and
+without TZ the time zone that /etc/localtime names, where the image has it. A project in a subdirectory of a git repository gets
 the whole repository mounted (its siblings and .git too), and one that is a git
 worktree or a submodule gets its repository mounted as well.
 
