@@ -337,9 +337,11 @@ func (b *Builder) buildInSandbox(ctx context.Context, e *Environment, st Step, t
 			return err
 		}
 	}
+	// A step that downloads (pip, npm, curl) trusts what the host trusts.
+	services := certificateMounts()
 	view := mounts.View{
 		Layers: e.Layers, Upper: upper, Work: work, RootFS: e.RootFS, FuseHelper: e.FuseHelper,
-		WorkTree: e.Project.Dir, HostNetworkFiles: true,
+		WorkTree: e.Project.Dir, HostNetworkFiles: true, Early: services,
 	}
 	if e.RootFS == mounts.RootFSCopy {
 		if err := mounts.Flatten(e.Layers, upper); err != nil {
@@ -357,7 +359,7 @@ func (b *Builder) buildInSandbox(ctx context.Context, e *Environment, st Step, t
 		Network:  rootless.NetworkHost,
 		Process: rootless.Process{
 			Args:          []string{"/bin/sh", "-c", script},
-			Env:           environment(e.Image.Config.Env, e.Config, User{Name: "root", Home: "/root"}, e.Project.Dir, "", filesOf(view), ""),
+			Env:           environment(e.Image.Config.Env, e.Config, User{Name: "root", Home: "/root"}, e.Project.Dir, services, filesOf(view), ""),
 			Cwd:           e.Project.Dir,
 			RootEmulation: true,
 		},

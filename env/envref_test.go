@@ -50,7 +50,7 @@ func TestEnvironmentRefs(t *testing.T) {
 		"TOKEN": "${localEnv:DEVBOX_TEST_TOKEN}",
 		"PATH":  "/opt/tool/bin:${containerEnv:PATH}",
 	}}
-	env := environment([]string{"PATH=/usr/bin:/bin"}, cfg, User{Name: "u", Home: "/home/u"}, "/p", "", imageFiles{}, "")
+	env := environment([]string{"PATH=/usr/bin:/bin"}, cfg, User{Name: "u", Home: "/home/u"}, "/p", nil, imageFiles{}, "")
 	for _, want := range []string{"TOKEN=tok", "PATH=/opt/tool/bin:/usr/local/bin:/usr/bin:/bin"} {
 		if !slices.Contains(env, want) {
 			t.Errorf("environment %q lacks %s", env, want)

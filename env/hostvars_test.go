@@ -3,6 +3,7 @@ package env
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -85,22 +86,22 @@ func TestEnvironmentHostVars(t *testing.T) {
 		}
 		return "(unset)"
 	}
-	env := environment(nil, &Config{}, u, "/p", "", img, localtime)
+	env := environment(nil, &Config{}, u, "/p", nil, img, localtime)
 	if get(env, "TZ") != "Europe/Berlin" || get(env, "LANG") != "C.UTF-8" {
 		t.Errorf("TZ=%s LANG=%s, want the host's zone and C.UTF-8 for a locale the image lacks", get(env, "TZ"), get(env, "LANG"))
 	}
-	if got := get(environment([]string{"TZ=UTC"}, &Config{}, u, "/p", "", img, localtime), "TZ"); got != "UTC" {
+	if got := get(environment([]string{"TZ=UTC"}, &Config{}, u, "/p", nil, img, localtime), "TZ"); got != "UTC" {
 		t.Errorf("TZ = %s, want the image's", got)
 	}
-	if got := get(environment(nil, &Config{Env: map[string]string{"TZ": "Etc/GMT+3"}}, u, "/p", "", img, localtime), "TZ"); got != "Etc/GMT+3" {
+	if got := get(environment(nil, &Config{Env: map[string]string{"TZ": "Etc/GMT+3"}}, u, "/p", nil, img, localtime), "TZ"); got != "Etc/GMT+3" {
 		t.Errorf("TZ = %s, want [env]'s", got)
 	}
 	// Setup steps: no zone.
-	if got := get(environment(nil, &Config{}, u, "/p", "", img, ""), "TZ"); got != "(unset)" {
+	if got := get(environment(nil, &Config{}, u, "/p", nil, img, ""), "TZ"); got != "(unset)" {
 		t.Errorf("TZ = %s, want it unset", got)
 	}
 	t.Setenv("TZ", "Asia/Tokyo")
-	if got := get(environment([]string{"TZ=UTC"}, &Config{}, u, "/p", "", img, localtime), "TZ"); got != "Asia/Tokyo" {
+	if got := get(environment([]string{"TZ=UTC"}, &Config{}, u, "/p", nil, img, localtime), "TZ"); got != "Asia/Tokyo" {
 		t.Errorf("TZ = %s, want the host's TZ", got)
 	}
 }
@@ -173,6 +174,40 @@ func TestTermFor(t *testing.T) {
 	} {
 		if got := termFor(tt.term, tt.img); got != tt.want {
 			t.Errorf("termFor(%q) in %v = %q, want %q", tt.term, tt.img, got, tt.want)
+		}
+	}
+}
+
+// TestHostCertificates: the host's bundle comes in where the host trusts
+// authorities of its own, in the layouts of Debian, Fedora, and others.
+func TestHostCertificates(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		files []string
+		want  string
+	}{
+		{"Debian with a local authority", []string{"usr/local/share/ca-certificates/corp.crt", "etc/ssl/certs/ca-certificates.crt"}, "etc/ssl/certs/ca-certificates.crt"},
+		{"Fedora with an anchor", []string{"etc/pki/ca-trust/source/anchors/corp.pem", "etc/pki/tls/certs/ca-bundle.crt"}, "etc/pki/tls/certs/ca-bundle.crt"},
+		{"Debian with the public authorities only", []string{"etc/ssl/certs/ca-certificates.crt"}, ""},
+		{"a local authority without a bundle", []string{"usr/local/share/ca-certificates/corp.crt"}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			root := imageDir(t, tt.files...)
+			want := ""
+			if tt.want != "" {
+				want = filepath.Join(root, tt.want)
+			}
+			if got := hostCertificates(root); got != want {
+				t.Errorf("hostCertificates = %q, want %q", got, want)
+			}
+		})
+	}
+	// The variables name the bundle, and [env] may still say otherwise.
+	ca := []mounts.Mount{{Type: mounts.Bind, Source: "/etc/ssl/certs/ca-certificates.crt", Target: caTarget, ReadOnly: true}}
+	env := environment(nil, &Config{Env: map[string]string{"GIT_SSL_CAINFO": "/own.crt"}}, User{Name: "u", Home: "/home/u"}, "/p", ca, imageFiles{}, "")
+	for _, want := range []string{"SSL_CERT_FILE=" + caTarget, "NODE_EXTRA_CA_CERTS=" + caTarget, "REQUESTS_CA_BUNDLE=" + caTarget, "CURL_CA_BUNDLE=" + caTarget, "GIT_SSL_CAINFO=/own.crt"} {
+		if !slices.Contains(env, want) {
+			t.Errorf("environment %q lacks %s", env, want)
 		}
 	}
 }

@@ -214,8 +214,6 @@ type Invocation struct {
 	// Log reports what the user should know about the sandbox, one line
 	// each; nil says nothing.
 	Log func(msg string)
-
-	agentSocket string // set by SandboxSpec
 }
 
 // agentSocketTarget is where the host's SSH agent socket appears inside
@@ -226,9 +224,9 @@ const agentSocketTarget = "/run/host-services/ssh-auth.sock"
 // expects to follow them into the sandbox: git's configuration
 // (~/.gitconfig, and ~/.config/git/config where git's XDG file is) and
 // ~/.ssh/known_hosts read-only, and the SSH agent's socket (GnuPG's agent:
-// gpgAgent). It returns the mounts of the files, which lie in the home
-// directory, and of the agent's socket, which does not (nil without an
-// agent).
+// gpgAgent; the host's certificates: certificateMounts). It returns the
+// mounts of the files, which lie in the home directory, and of the
+// agent's socket, which does not (nil without an agent).
 func hostIntegration(u User) (files, agent []mounts.Mount) {
 	var ms []mounts.Mount
 	if home, err := os.UserHomeDir(); err == nil {
@@ -250,6 +248,50 @@ func hostIntegration(u User) (files, agent []mounts.Mount) {
 		return ms, nil
 	}
 	return ms, []mounts.Mount{{Type: mounts.Bind, Source: sock, Target: agentSocketTarget}}
+}
+
+// certificateMounts binds the host's certificate bundle at caTarget where
+// the host trusts authorities of its own (hostCertificates), for setup
+// steps and sandboxes alike; nil elsewhere.
+func certificateMounts() []mounts.Mount {
+	if bundle := hostCertificates("/"); bundle != "" {
+		return []mounts.Mount{{Type: mounts.Bind, Source: bundle, Target: caTarget, ReadOnly: true}}
+	}
+	return nil
+}
+
+// caTarget is where the host's certificate bundle appears inside, beside
+// the SSH agent's socket.
+const caTarget = "/run/host-services/ca-certificates.crt"
+
+// caVariables point the usual TLS clients at a certificate bundle: OpenSSL
+// (curl, Python, Ruby, Go), Node.js, Python's requests (pip), libcurl and
+// git.
+var caVariables = []string{"SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO"}
+
+// hostCertificates is the host's certificate bundle, where the host
+// trusts certificate authorities of its own: a company's TLS-inspecting
+// proxy, a private registry's CA. An image trusts the public ones only, so
+// npm install, go mod download, pip and curl, which work on the host,
+// failed inside with "certificate signed by unknown authority". Such a
+// host has files in one of the directories its distribution takes local
+// authorities from; its bundle, with them, is bound read-only at
+// caTarget, and caVariables name it. "" where the host adds none.
+func hostCertificates(root string) string {
+	local := false
+	for _, d := range []string{"usr/local/share/ca-certificates", "etc/pki/ca-trust/source/anchors", "etc/ca-certificates/trust-source/anchors", "etc/pki/trust/anchors"} {
+		entries, _ := os.ReadDir(filepath.Join(root, d))
+		local = local || len(entries) > 0
+	}
+	if !local {
+		return ""
+	}
+	for _, b := range []string{"etc/ssl/certs/ca-certificates.crt", "etc/pki/tls/certs/ca-bundle.crt", "etc/ssl/ca-bundle.pem", "etc/ssl/cert.pem"} {
+		if fi, err := os.Stat(filepath.Join(root, b)); err == nil && fi.Mode().IsRegular() {
+			return filepath.Join(root, b)
+		}
+	}
+	return ""
 }
 
 // gpgAgent shares the host's GnuPG agent, so that git signs commits inside
@@ -343,11 +385,9 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, j
 	view.Home, view.HomeTarget = e.Project.HomeDir(), u.Home
 	view.HostNetworkFiles = network == rootless.NetworkHost
 	homeFiles, agent := hostIntegration(u)
-	if agent != nil {
-		inv.agentSocket = agentSocketTarget
-	}
 	homeFiles = append(homeFiles, gpg...)
-	view.Early = append([]mounts.Mount{rootless.SudoMount()}, agent...)
+	services := append(certificateMounts(), agent...)
+	view.Early = append([]mounts.Mount{rootless.SudoMount()}, services...)
 	view.Extra = append(homeFiles, userMounts...)
 	if m, ok := gitDirMount(tree); ok {
 		view.Extra = append(view.Extra, m)
@@ -376,7 +416,7 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, j
 		User:     rootless.User{Name: u.Name, Home: u.Home, Shell: "/bin/sh"},
 		Process: rootless.Process{
 			Args:           inv.Args,
-			Env:            withEnv(environment(e.Image.Config.Env, cfg, u, cwd, inv.agentSocket, filesOf(view), "/etc/localtime"), inv.Env),
+			Env:            withEnv(environment(e.Image.Config.Env, cfg, u, cwd, services, filesOf(view), "/etc/localtime"), inv.Env),
 			Cwd:            cwd,
 			UID:            u.UID,
 			GID:            u.GID,
@@ -674,11 +714,12 @@ func withEnv(env, set []string) []string {
 func IsVariableName(name string) bool { return envPattern().MatchString(name) }
 
 // environment is, in order, the image's Env, the PATH entries of archives,
-// the user's identity and the agent socket, [env] from devbox.toml (with
+// the user's identity, the variables of the host's services (the SSH
+// agent's socket, the certificate bundle), [env] from devbox.toml (with
 // its references expanded: envref.go), and the few host variables in
 // hostEnv, their locales ones the image has (localeFor). Later entries replace earlier ones. Where nothing set TZ,
 // it names the host's time zone by localtime (zoneFor); "" leaves it.
-func environment(imageEnv []string, cfg *Config, u User, cwd, agentSocket string, img imageFiles, localtime string) []string {
+func environment(imageEnv []string, cfg *Config, u User, cwd string, services []mounts.Mount, img imageFiles, localtime string) []string {
 	var keys []string
 	vals := map[string]string{}
 	set := func(k, v string) {
@@ -712,8 +753,15 @@ func environment(imageEnv []string, cfg *Config, u User, cwd, agentSocket string
 	set("LOGNAME", u.Name)
 	set("PWD", cwd)
 	set("DEVBOX", "1")
-	if agentSocket != "" {
-		set("SSH_AUTH_SOCK", agentSocket)
+	for _, m := range services {
+		switch m.Target {
+		case agentSocketTarget:
+			set("SSH_AUTH_SOCK", m.Target)
+		case caTarget:
+			for _, k := range caVariables {
+				set(k, m.Target)
+			}
+		}
 	}
 	// [env], whose ${containerEnv:NAME} are the values before it.
 	before := maps.Clone(vals)

@@ -132,7 +132,7 @@ func TestEnvironmentPath(t *testing.T) {
 		{[]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, "/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
 		{[]string{"PATH=/opt/x/bin:/usr/local/bin:/usr/bin"}, "/opt/x/bin:/usr/local/bin:/usr/bin"},
 	} {
-		env := environment(tt.imageEnv, &Config{}, u, "/p", "", imageFiles{}, "")
+		env := environment(tt.imageEnv, &Config{}, u, "/p", nil, imageFiles{}, "")
 		if !slices.Contains(env, "PATH="+tt.want) {
 			t.Errorf("image %q: environment %q, want PATH=%s", tt.imageEnv, env, tt.want)
 		}

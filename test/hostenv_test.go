@@ -97,6 +97,29 @@ test -S ~/.gnupg/S.gpg-agent && echo gpg-agent-ok; stat -c gnupg-mode=%a ~/.gnup
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+	checkHostCertificates(t, e)
+}
+
+// checkHostCertificates: a host that trusts certificate authorities of
+// its own (Debian's /usr/local/share/ca-certificates, as this machine's
+// TLS-inspecting egress proxy needs) has its bundle inside, named by
+// SSL_CERT_FILE and the other clients' variables; another host has none.
+func checkHostCertificates(t *testing.T, e *testEnv) {
+	t.Helper()
+	local, _ := filepath.Glob("/usr/local/share/ca-certificates/*")
+	bundle, err := os.ReadFile("/etc/ssl/certs/ca-certificates.crt")
+	r := e.mustRun(t, "run", "--", "sh", "-c", `echo "$SSL_CERT_FILE $NODE_EXTRA_CA_CERTS $REQUESTS_CA_BUNDLE"; test -n "$SSL_CERT_FILE" && cat "$SSL_CERT_FILE"`)
+	first, inside, _ := strings.Cut(r.Stdout, "\n")
+	if len(local) == 0 || err != nil {
+		if strings.TrimSpace(first) != "" {
+			t.Errorf("a host without authorities of its own: want no certificate variables inside; %s", r)
+		}
+		return
+	}
+	want := "/run/host-services/ca-certificates.crt"
+	if first != want+" "+want+" "+want || inside != string(bundle) {
+		t.Errorf("want the host's bundle at %s, named by the variables; %s", want, r)
+	}
 }
 
 // TestOfflineWithoutNetwork: once an environment is built, devbox run

@@ -46,7 +46,10 @@ and what --env passes come from the host's environment: a locale the image
 lacks becomes C.UTF-8, a terminal it has no entry for xterm-256color, and
 without TZ, the time zone that /etc/localtime names comes in where the image
 has it. Your git configuration and ~/.ssh/known_hosts are there read-only, and
-your SSH agent and GnuPG's agent (for signed commits) are forwarded. A project
+your SSH agent and GnuPG's agent (for signed commits) are forwarded; where the
+host trusts certificate authorities of its own (a company proxy's), its bundle
+is at /run/host-services/ca-certificates.crt, named by SSL_CERT_FILE and the
+other clients' variables. A project
 in a subdirectory of a git repository gets the whole repository mounted (its
 siblings and .git too), and one that is a git worktree or a submodule gets its
 repository mounted as well.

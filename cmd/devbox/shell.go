@@ -33,7 +33,9 @@ devbox exits with the shell's status.
 You are yourself inside, with a home of the project's own. Your git
 configuration (~/.gitconfig, ~/.config/git/config) and ~/.ssh/known_hosts are
 there read-only, and your SSH agent and GnuPG's agent (for signed commits) are
-forwarded; nothing else of your home comes in. Of your environment, only TERM,
+forwarded; nothing else of your home comes in. Where the host trusts
+certificate authorities of its own (a company proxy's), its bundle comes in,
+named by SSL_CERT_FILE and the other clients' variables. Of your environment, only TERM,
 LANG, LC_ALL, TZ and COLORTERM do, with what [env] names with ${localEnv:NAME}
 and what --env passes, beside what the image and [env] set (a locale the image
 lacks becomes C.UTF-8, a terminal it has no entry for xterm-256color), and
