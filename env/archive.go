@@ -9,6 +9,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"github.com/devboxhq/devbox/image"
@@ -81,10 +83,72 @@ func (b *Builder) buildArchive(ctx context.Context, st Step, layer string) error
 	if err != nil {
 		return fmt.Errorf("archive %s: %w", a.StepName(), err)
 	}
+	if err := checkPaths(layer, a); err != nil {
+		return fmt.Errorf("archive %s: %w", a.StepName(), err)
+	}
 	if err := linkBins(layer, a); err != nil {
 		return fmt.Errorf("archive %s: %w", a.StepName(), err)
 	}
 	return nil
+}
+
+// checkPaths reports a path entry that is no directory of the archive's:
+// PATH would name nothing, and the tool would be "not found" inside.
+func checkPaths(layer string, a ArchiveConfig) error {
+	if len(a.Path) == 0 {
+		return nil
+	}
+	root, err := os.OpenFile(layer, unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	for _, rel := range a.Path {
+		dir := path.Join(a.DestDir(), rel)
+		f, err := pathrs.OpenatInRoot(root, dir)
+		if err != nil {
+			return fmt.Errorf("path %q: the archive has no directory %s%s", rel, dir, stripHint(root, a, rel))
+		}
+		f.Close()
+	}
+	return nil
+}
+
+// stripHint says, for the bin or path entry rel that the archive lacks,
+// where it is: most often under a top directory that strip should drop,
+// else what dest holds. It reads inside the layer root: the archive's
+// symlinks lead nowhere else.
+func stripHint(root *os.File, a ArchiveConfig, rel string) string {
+	handle, err := pathrs.OpenatInRoot(root, a.DestDir())
+	if err != nil {
+		return ""
+	}
+	defer handle.Close()
+	dir, err := pathrs.Reopen(handle, unix.O_RDONLY|unix.O_DIRECTORY)
+	if err != nil {
+		return ""
+	}
+	defer dir.Close()
+	entries, _ := dir.ReadDir(6)
+	if len(entries) == 0 {
+		return ""
+	}
+	slices.SortFunc(entries, func(x, y fs.DirEntry) int { return strings.Compare(x.Name(), y.Name()) })
+	if len(entries) == 1 && entries[0].IsDir() {
+		deeper := path.Join(a.DestDir(), entries[0].Name(), rel)
+		if f, err := pathrs.OpenatInRoot(root, deeper); err == nil {
+			f.Close()
+			return fmt.Sprintf(" (it is at %s: strip = %d would drop %s/)", deeper, a.Strip+1, entries[0].Name())
+		}
+	}
+	var names []string
+	for _, e := range entries[:min(len(entries), 5)] {
+		names = append(names, e.Name())
+	}
+	if len(entries) > 5 {
+		names = append(names, "...")
+	}
+	return fmt.Sprintf(" (%s holds %s)", a.DestDir(), strings.Join(names, ", "))
 }
 
 // linkBins creates /usr/local/bin/NAME → DEST/BIN for each bin entry, in
@@ -108,7 +172,7 @@ func linkBins(layer string, a ArchiveConfig) error {
 		target := path.Join(a.DestDir(), rel)
 		f, err := pathrs.OpenatInRoot(root, target)
 		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("bin %q: the archive has no %s", rel, target)
+			return fmt.Errorf("bin %q: the archive has no %s%s", rel, target, stripHint(root, a, rel))
 		}
 		if err != nil {
 			return fmt.Errorf("bin %q: %w", rel, err)

@@ -201,3 +201,31 @@ func TestHostileArchive(t *testing.T) {
 		})
 	}
 }
+
+// TestArchiveEntriesMissing: a bin or path entry the archive lacks fails
+// the step, and says what dest holds: here the archive's top directory,
+// which strip would drop, or else what it holds.
+func TestArchiveEntriesMissing(t *testing.T) {
+	tgz := tarGz(t, []tarEntry{
+		{name: "go/", typ: tar.TypeDir, mode: 0o755},
+		{name: "go/bin/go", typ: tar.TypeReg, mode: 0o755, body: "#!/bin/sh\n"},
+	})
+	srv, _ := serve(t, map[string][]byte{"/go.tar.gz": tgz})
+	for _, tt := range []struct {
+		a    ArchiveConfig
+		want string
+	}{
+		{ArchiveConfig{Name: "go", URL: srv.URL + "/go.tar.gz", Path: []string{"bin"}},
+			`archive go: path "bin": the archive has no directory /opt/go/bin (it is at /opt/go/go/bin: strip = 1 would drop go/)`},
+		{ArchiveConfig{Name: "go", URL: srv.URL + "/go.tar.gz", Bin: []string{"bin/go"}},
+			`archive go: bin "bin/go": the archive has no /opt/go/bin/go (it is at /opt/go/go/bin/go: strip = 1 would drop go/)`},
+		{ArchiveConfig{Name: "go", URL: srv.URL + "/go.tar.gz", Strip: 1, Path: []string{"sbin"}},
+			`archive go: path "sbin": the archive has no directory /opt/go/sbin (/opt/go holds bin)`},
+	} {
+		layer := filepath.Join(t.TempDir(), "layer")
+		err := testBuilder(t).buildArchive(context.Background(), Step{archive: tt.a, sha256: sum(tgz)}, layer)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("buildArchive = %v, want %s", err, tt.want)
+		}
+	}
+}
