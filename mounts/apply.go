@@ -59,97 +59,19 @@ func Apply(root string, plan []Mount) error {
 		return err
 	}
 	defer rootDir.Close()
-	fresh := freshDirs{}
-	defer fresh.close()
 	for _, m := range plan[1:] {
-		if err := apply(rootDir, m, fresh); err != nil {
+		if err := apply(rootDir, m); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// freshDirs are the tmpfs mounts this plan made (/dev, /tmp), by target,
-// with a handle on each once one is needed (-1 until then). Nothing but
-// the plan has written to such a tmpfs: no symlink can be in it, and an
-// entry of it is made relative to its handle, without resolving the path
-// from the root again (two openat2 through the overlay for each of /dev's
-// dozen entries).
-type freshDirs map[string]int
-
-// dir is the handle on the fresh tmpfs at path, or -1 if path is none.
-func (f freshDirs) dir(root *os.File, path string) int {
-	fd, ok := f[path]
-	if !ok {
-		return -1
-	}
-	if fd >= 0 {
-		return fd
-	}
-	fd, err := openInRoot(root, path)
-	if err != nil {
-		delete(f, path)
-		return -1
-	}
-	f[path] = fd
-	return fd
-}
-
-// covered forgets the fresh tmpfs mounts at or beneath target, which a
-// mount there hides.
-func (f freshDirs) covered(target string) {
-	for path, fd := range f {
-		if path == target || strings.HasPrefix(path, strings.TrimSuffix(target, "/")+"/") {
-			if fd >= 0 {
-				unix.Close(fd)
-			}
-			delete(f, path)
-		}
-	}
-}
-
-func (f freshDirs) close() {
-	for _, fd := range f {
-		if fd >= 0 {
-			unix.Close(fd)
-		}
-	}
-}
-
-// inFresh returns a handle on target, made (a directory, or an empty
-// file when isDir is false) in the fresh tmpfs that is its parent. ok is
-// false where target's parent is no fresh tmpfs.
-func inFresh(root *os.File, fresh freshDirs, target string, isDir bool) (fd int, ok bool, err error) {
-	parent := fresh.dir(root, filepath.Dir(target))
-	if parent < 0 {
-		return -1, false, nil
-	}
-	name := filepath.Base(target)
-	if isDir {
-		if err := unix.Mkdirat(parent, name, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
-			return -1, true, &os.PathError{Op: "mkdir", Path: target, Err: err}
-		}
-		fd, err = unix.Openat(parent, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	} else {
-		fd, err = unix.Openat(parent, name, unix.O_CREAT|unix.O_NOFOLLOW|unix.O_RDONLY|unix.O_CLOEXEC, 0o644)
-	}
-	if err != nil {
-		return -1, true, &os.PathError{Op: "create", Path: target, Err: err}
-	}
-	return fd, true, nil
-}
-
-func apply(root *os.File, m Mount, fresh freshDirs) error {
+func apply(root *os.File, m Mount) error {
 	fail := func(op string, err error) error {
 		return &MountError{Op: op, Type: m.Type, Source: m.Source, Target: m.Target, Err: err}
 	}
 	if m.Type == Symlink {
-		if parent := fresh.dir(root, filepath.Dir(m.Target)); parent >= 0 {
-			if err := unix.Symlinkat(m.Source, parent, filepath.Base(m.Target)); err != nil && !errors.Is(err, unix.EEXIST) {
-				return fail("symlink", err)
-			}
-			return nil
-		}
 		if err := symlinkInRoot(root, m.Source, m.Target); err != nil {
 			return fail("symlink", err)
 		}
@@ -167,10 +89,7 @@ func apply(root *os.File, m Mount, fresh freshDirs) error {
 		}
 		isDir = st.Mode&unix.S_IFMT == unix.S_IFDIR
 	}
-	target, ok, err := inFresh(root, fresh, m.Target, isDir)
-	if !ok {
-		target, err = resolveTarget(root, m.Target, isDir)
-	}
+	target, err := resolveTarget(root, m.Target, isDir)
 	if err != nil {
 		return fail("resolve", err)
 	}
@@ -197,10 +116,6 @@ func apply(root *os.File, m Mount, fresh freshDirs) error {
 	}
 	if err := unix.Mount(src, fdPath, fstype, flags, data); err != nil {
 		return fail("mount", err)
-	}
-	fresh.covered(filepath.Clean(m.Target))
-	if m.Type == Tmpfs {
-		fresh[filepath.Clean(m.Target)] = -1
 	}
 	if m.ReadOnly {
 		if err := readOnly(root, m.Target, m.Recursive); err != nil {

@@ -14,28 +14,25 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The helpers of TestReadOnlyRecursive and TestApplyFresh run in the test
-// binary, re-executed in a user and mount namespace of its own.
+// The helper of TestReadOnlyRecursive runs in the test binary, re-executed
+// in a user and mount namespace of its own.
 func TestMain(m *testing.M) {
-	for name, helper := range map[string]func(string) error{"MOUNTS_TEST_READONLY_DIR": readOnlyHelper, "MOUNTS_TEST_FRESH_DIR": freshHelper} {
-		if dir := os.Getenv(name); dir != "" {
-			if err := helper(dir); err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				os.Exit(1)
-			}
-			os.Exit(0)
+	if dir := os.Getenv("MOUNTS_TEST_READONLY_DIR"); dir != "" {
+		if err := readOnlyHelper(dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
 		}
+		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }
 
-// inUserNamespace runs the test binary again in a user and mount
-// namespace of its own, with env set to dir; the helper that env names
-// runs there.
-func inUserNamespace(t *testing.T, env, dir string) {
-	t.Helper()
+// TestReadOnlyRecursive: a read-only recursive bind is read-only all the
+// way down, by mount_setattr and by the remount an older kernel gets, and
+// the source stays writable.
+func TestReadOnlyRecursive(t *testing.T) {
 	cmd := exec.Command("/proc/self/exe", "-test.run", "^$")
-	cmd.Env = append(os.Environ(), env+"="+dir)
+	cmd.Env = append(os.Environ(), "MOUNTS_TEST_READONLY_DIR="+t.TempDir())
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags:  syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS,
 		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
@@ -48,75 +45,6 @@ func inUserNamespace(t *testing.T, env, dir string) {
 	if err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-}
-
-// TestApplyFresh: entries of a tmpfs the plan made are made in it, and in
-// what is mounted on top once something covers it.
-func TestApplyFresh(t *testing.T) {
-	inUserNamespace(t, "MOUNTS_TEST_FRESH_DIR", t.TempDir())
-}
-
-// freshHelper applies, under dir, a plan with a tmpfs, a file bound and a
-// symlink made in it, then a plan that binds a directory over the tmpfs.
-func freshHelper(dir string) error {
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return err
-	}
-	var paths []string
-	for _, p := range []string{"rootfs", "root1", "root2"} {
-		p = filepath.Join(dir, p)
-		if err := os.Mkdir(p, 0o755); err != nil {
-			return err
-		}
-		paths = append(paths, p)
-	}
-	rootfs, root1, root2 := paths[0], paths[1], paths[2]
-	src := filepath.Join(dir, "src")
-	if err := os.WriteFile(src, []byte("bound"), 0o644); err != nil {
-		return err
-	}
-	err := Apply(root1, []Mount{
-		{Type: Bind, Source: rootfs, Target: "/"},
-		{Type: Tmpfs, Target: "/x"},
-		{Type: Bind, Source: src, Target: "/x/f"},
-		{Type: Symlink, Source: "f", Target: "/x/l"},
-		{Type: Tmpfs, Target: "/x/d"},
-	})
-	if err != nil {
-		return err
-	}
-	if b, err := os.ReadFile(filepath.Join(root1, "x", "l")); err != nil || string(b) != "bound" {
-		return fmt.Errorf("through /x/l: %q, %v; want the bound file", b, err)
-	}
-	if _, err := os.Stat(filepath.Join(rootfs, "x", "f")); err == nil {
-		return errors.New("/x/f was made in the image's tree, under the tmpfs")
-	}
-	cover := filepath.Join(dir, "cover")
-	if err := os.Mkdir(cover, 0o755); err != nil {
-		return err
-	}
-	err = Apply(root2, []Mount{
-		{Type: Bind, Source: rootfs, Target: "/"},
-		{Type: Tmpfs, Target: "/x"},
-		{Type: Symlink, Source: "f", Target: "/x/l"},
-		{Type: Bind, Source: cover, Target: "/x"},
-		{Type: Bind, Source: src, Target: "/x/g"},
-	})
-	if err != nil {
-		return err
-	}
-	entries, err := os.ReadDir(cover)
-	if err != nil || len(entries) != 1 || entries[0].Name() != "g" {
-		return fmt.Errorf("the directory bound over the tmpfs has %v (%v), want g alone", entries, err)
-	}
-	return nil
-}
-
-// TestReadOnlyRecursive: a read-only recursive bind is read-only all the
-// way down, by mount_setattr and by the remount an older kernel gets, and
-// the source stays writable.
-func TestReadOnlyRecursive(t *testing.T) {
-	inUserNamespace(t, "MOUNTS_TEST_READONLY_DIR", t.TempDir())
 }
 
 // readOnlyHelper makes, under dir, a tmpfs with a tmpfs mounted inside it,
