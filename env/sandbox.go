@@ -435,6 +435,14 @@ func (p *Project) SandboxRunning() bool {
 	return fsutil.Held(filepath.Join(p.StateDir, upperLock))
 }
 
+// SandboxRunningIn reports, as Project.SandboxRunning does, whether a
+// sandbox of the project in dir runs on its writable layer, without
+// opening the project: devbox asks before it starts a sandbox's pid 1,
+// which a command that joins that sandbox does not need.
+func SandboxRunningIn(dirs Dirs, dir string) bool {
+	return fsutil.Held(filepath.Join(projectStateDir(dirs, dir), upperLock))
+}
+
 // upperLock, in a project's state directory, is held by the sandbox that
 // uses the project's writable layer (rootView).
 const upperLock = "upper.lock"

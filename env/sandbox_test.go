@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/devboxhq/devbox/internal/fsutil"
 	"github.com/devboxhq/devbox/mounts"
 )
 
@@ -189,5 +190,36 @@ func TestWithEnv(t *testing.T) {
 	want := []string{"AB=keep", "A=new", "C=", "PATH=/x:/bin"}
 	if !slices.Equal(got, want) {
 		t.Errorf("withEnv = %q, want %q", got, want)
+	}
+}
+
+// TestSandboxRunningIn: the probe devbox makes before it starts a pid 1
+// sees the lock of a running sandbox, through a symlink to the project as
+// well, and nothing once it is let go.
+func TestSandboxRunningIn(t *testing.T) {
+	root := t.TempDir()
+	dirs := Dirs{Cache: filepath.Join(root, "cache"), Data: filepath.Join(root, "data")}
+	dir := mkdirAll(t, filepath.Join(root, "project"))
+	link := filepath.Join(root, "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	if SandboxRunningIn(dirs, dir) {
+		t.Fatal("running before any sandbox")
+	}
+	p, err := OpenProject(dirs, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release, err := fsutil.TryLock(filepath.Join(p.StateDir, upperLock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !SandboxRunningIn(dirs, dir) || !SandboxRunningIn(dirs, link) || !p.SandboxRunning() {
+		t.Error("not running while the writable layer's lock is held")
+	}
+	release()
+	if SandboxRunningIn(dirs, dir) {
+		t.Error("running after the lock was let go")
 	}
 }

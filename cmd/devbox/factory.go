@@ -29,6 +29,9 @@ type Factory struct {
 	// Sandbox creates a sandbox's pid 1 (rootless.Start). main may have
 	// created one already (startEarly).
 	Sandbox func(rootless.Launch, rootless.IO) (*rootless.Sandbox, error)
+	// Joining: main found the project's sandbox running, which a run or a
+	// shell joins; it starts a pid 1 of its own only if it cannot.
+	Joining bool
 }
 
 // NewFactory wires the real implementations.

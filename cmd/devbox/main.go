@@ -39,7 +39,8 @@ func main() {
 		fullprog.Use(fullProgram, fullProgramSum, cacheDir("full"))
 	}
 	// pid 1 of a run or a shell is created before the command line is
-	// parsed (startEarly).
+	// parsed (startEarly), unless the project's sandbox runs already: the
+	// command joins it, and a pid 1 of its own would only cost time.
 	release := func() {}
 	if len(os.Args) > 1 && (os.Args[1] == "run" || os.Args[1] == "shell") {
 		if fullProgram != nil {
@@ -51,7 +52,9 @@ func main() {
 			// runs in place of this one, keeps one P per core.
 			runtime.GOMAXPROCS(1)
 		}
-		release = startEarly(f)
+		if f.Joining = sandboxRunning(f); !f.Joining {
+			release = startEarly(f)
+		}
 	}
 	code := Main(f)
 	release()

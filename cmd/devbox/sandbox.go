@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/devboxhq/devbox/env"
 	"github.com/devboxhq/devbox/image"
@@ -99,6 +100,22 @@ func usualLaunch(f *Factory) (rootless.Launch, rootless.IO) {
 	return l, rootless.IO{In: stdinFile(f.IO), Out: f.IO.OutFile, Err: f.IO.ErrFile}
 }
 
+// sandboxRunning reports whether the sandbox of the project governing the
+// working directory runs (env.SandboxRunningIn); false when that cannot be
+// told, which only starts a pid 1 that may go unused.
+func sandboxRunning(f *Factory) bool {
+	dirs, err := f.Dirs()
+	if err != nil {
+		return false
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return false
+	}
+	path, err := env.Find(wd)
+	return err == nil && env.SandboxRunningIn(dirs, filepath.Dir(path))
+}
+
 // startEarly creates the pid 1 of a `devbox run` or `devbox shell` before
 // the command line is parsed: pid 1 takes about as long to start up as
 // devbox takes to get to the spec, and it waits for that. f.Sandbox hands
@@ -135,8 +152,14 @@ func runInSandbox(ctx context.Context, f *Factory, req sandboxRequest) error {
 	// for its spec. It starts for what most projects use (the host's
 	// network, one mapped id) and again if devbox.toml asks for more; an
 	// error surfaces when the right one is started, after devbox.toml's.
+	// Where main found the project's sandbox running (f.Joining), none
+	// starts until the command turns out unable to join it.
 	terminal := launch.Terminal
-	sb, startErr := f.Sandbox(launch, stdio)
+	var sb *rootless.Sandbox
+	var startErr error
+	if !f.Joining {
+		sb, startErr = f.Sandbox(launch, stdio)
+	}
 	defer func() {
 		if sb != nil {
 			sb.Close()
@@ -150,7 +173,7 @@ func runInSandbox(ctx context.Context, f *Factory, req sandboxRequest) error {
 	if err != nil {
 		return err
 	}
-	if want != launch || startErr != nil {
+	if !f.Joining && (want != launch || startErr != nil) {
 		if sb != nil {
 			sb.Close()
 		}
@@ -196,8 +219,10 @@ func runInSandbox(ctx context.Context, f *Factory, req sandboxRequest) error {
 	if join != "" {
 		// Another terminal's sandbox of this project runs: the command
 		// runs in it, beside what runs there already.
-		sb.Close()
-		sb = nil
+		if sb != nil {
+			sb.Close()
+			sb = nil
+		}
 		for try := 1; join != ""; try++ {
 			code, err := rootless.Join(ctx, join, spec, stdio, e.Project.SandboxRunning)
 			var notJoinable *rootless.NotJoinableError
@@ -220,6 +245,10 @@ func runInSandbox(ctx context.Context, f *Factory, req sandboxRequest) error {
 			cleanup()
 			spec, join, cleanup = next, nextJoin, nextCleanup
 		}
+	}
+	if sb == nil {
+		// A sandbox of its own after all: the one that ran has ended, or
+		// cannot take this command.
 		if sb, err = rootless.Start(want, stdio); err != nil {
 			return err
 		}
