@@ -86,8 +86,9 @@ type ShellConfig struct {
 	// Workdir is the working directory inside; default: the project's
 	// own path.
 	Workdir string `toml:"workdir"`
-	// Program is the interactive shell; default: bash if the image has
-	// it, else sh.
+	// Program is the interactive shell, a command line that sh runs with
+	// exec (so "zsh -l" passes -l); default: bash if the image has it,
+	// else sh.
 	Program string `toml:"program"`
 }
 

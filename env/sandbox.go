@@ -687,7 +687,8 @@ func configMounts(cfg *Config) ([]mounts.Mount, error) {
 func (e *Environment) ShellArgs() []string {
 	program := "if command -v bash >/dev/null 2>&1; then exec bash; fi; exec sh"
 	if p := e.Config.Shell.Program; p != "" {
-		program = "exec " + shellQuote(p)
+		// A command line, so that it may take arguments (zsh -l).
+		program = "exec " + p
 	}
 	if init := e.Config.Shell.Init; init != "" {
 		program = init + "\n" + program

@@ -223,3 +223,21 @@ func TestSandboxRunningIn(t *testing.T) {
 		t.Error("running after the lock was let go")
 	}
 }
+
+// TestShellArgs: devbox shell runs [shell] init, then the program, a
+// command line with its arguments, or bash where the image has it.
+func TestShellArgs(t *testing.T) {
+	for _, tt := range []struct {
+		shell ShellConfig
+		want  string
+	}{
+		{ShellConfig{}, "if command -v bash >/dev/null 2>&1; then exec bash; fi; exec sh"},
+		{ShellConfig{Program: "zsh -l"}, "exec zsh -l"},
+		{ShellConfig{Program: "fish", Init: "export X=1"}, "export X=1\nexec fish"},
+	} {
+		e := &Environment{Config: &Config{Shell: tt.shell}}
+		if got := e.ShellArgs(); !slices.Equal(got, []string{"/bin/sh", "-c", tt.want}) {
+			t.Errorf("ShellArgs with %+v = %q, want sh -c %q", tt.shell, got, tt.want)
+		}
+	}
+}

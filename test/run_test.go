@@ -957,3 +957,15 @@ func waitFile(t *testing.T, path string, out *syncBuffer) {
 		}
 	}
 }
+
+// TestShellProgram: [shell] program is a command line, arguments and all,
+// and devbox shell exits with its status.
+func TestShellProgram(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "")
+	e.writeConfig(t, imageTOML(imageRef(suite.registry, "busybox"))+"[shell]\nprogram = \"sh -c 'echo custom-$((6*7)); exit 3'\"\n")
+	r := e.run(t, "shell")
+	if r.Code != 3 || strings.TrimSpace(r.Stdout) != "custom-42" {
+		t.Errorf("want the program's output custom-42 and its status 3; %s", r)
+	}
+}
