@@ -258,7 +258,7 @@ func sudoProcess(r sudoRequest, env []string) (Process, error) {
 			p.Args = append(p.Args, "-l")
 		}
 		if len(r.args) > 0 {
-			p.Args = append(p.Args, "-c", shellQuote(r.args))
+			p.Args = append(p.Args, "-c", shellCommandLine(r.args))
 		}
 	}
 	switch {
@@ -304,8 +304,8 @@ func rootShell() string {
 	return "/bin/sh"
 }
 
-// shellQuote joins args into one shell command line that gives them back.
-func shellQuote(args []string) string {
+// shellCommandLine joins args into one shell command line that gives them back.
+func shellCommandLine(args []string) string {
 	quoted := make([]string, len(args))
 	for i, a := range args {
 		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%") == "" {
