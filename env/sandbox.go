@@ -294,6 +294,29 @@ func hostCertificates(root string) string {
 	return ""
 }
 
+// HostChecks says, for devbox doctor, what of the host's own a sandbox
+// gets: the SSH agent, GnuPG's agent and the certificate bundle. None is
+// required; a missing agent is a warning with its fix, where git inside
+// would miss it.
+func HostChecks() []rootless.Check {
+	ssh := rootless.Check{Name: "SSH agent (git over ssh inside)"}
+	if _, agent := hostIntegration(User{Home: "/"}); agent != nil {
+		ssh.OK, ssh.Detail = true, "forwarded: "+agent[0].Source
+	} else {
+		ssh.Detail = "SSH_AUTH_SOCK names no agent's socket: git over ssh inside asks for keys it cannot use"
+		ssh.Fix = "start an agent (eval $(ssh-agent); ssh-add) in the shell that runs devbox"
+	}
+	gpg := rootless.Check{Name: "GnuPG agent (signed commits inside)", OK: true, Detail: "none runs in GnuPG's default home: nothing to forward"}
+	if ms := gpgAgent(User{Home: "/"}); ms != nil {
+		gpg.Detail = "forwarded: " + ms[0].Source
+	}
+	ca := rootless.Check{Name: "certificate authorities", OK: true, Detail: "the host trusts the public ones only, as images do"}
+	if ms := certificateMounts(); ms != nil {
+		ca.Detail = "the host trusts authorities of its own: its bundle " + ms[0].Source + " is at " + caTarget + " inside, named by SSL_CERT_FILE"
+	}
+	return []rootless.Check{ssh, gpg, ca}
+}
+
 // gpgAgent shares the host's GnuPG agent, so that git signs commits inside
 // with the keys it holds, as Dev Containers do: its extra socket, the one
 // GnuPG offers for remote use (it signs and decrypts, but neither exports

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"maps"
 	"net"
 	"os"
@@ -165,5 +166,68 @@ func TestRunEnvFlag(t *testing.T) {
 	want := map[string]string{"A": "from the flag", "FROM_HOST": "host value", "UNSET_ON_HOST": "unset", "PATH": "/opt/x:/bin"}
 	if got := keyValues(string(out)); !maps.Equal(got, want) {
 		t.Errorf("inside: %q, want %q", got, want)
+	}
+}
+
+// TestDoctor: devbox doctor passes on this machine (the e2e tests run
+// here), and says what of the host's a sandbox gets: the SSH agent as
+// forwarded or a warning with its fix, and the host's certificates as
+// they are.
+func TestDoctor(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "")
+	sockDir, err := os.MkdirTemp("", "agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(sockDir)
+	ln, err := net.Listen("unix", filepath.Join(sockDir, "agent.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	for _, tt := range []struct {
+		sock, wantSSH string
+		sshOK         bool
+	}{
+		{ln.Addr().String(), "forwarded: " + ln.Addr().String(), true},
+		{"", "SSH_AUTH_SOCK names no agent's socket", false},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+		cmd := exec.CommandContext(ctx, suite.bin, "doctor", "--json")
+		cmd.Dir, cmd.Env = e.Project, append(e.environ(), "SSH_AUTH_SOCK="+tt.sock)
+		out, err := cmd.Output()
+		cancel()
+		if err != nil {
+			t.Fatalf("devbox doctor: %v\n%s", err, out)
+		}
+		var checks []struct {
+			Name, Detail, Fix string
+			OK, Required      bool
+		}
+		if err := json.Unmarshal(out, &checks); err != nil {
+			t.Fatalf("doctor --json: %v\n%s", err, out)
+		}
+		found := map[string]bool{}
+		for _, c := range checks {
+			switch {
+			case c.Required && !c.OK:
+				t.Errorf("required check %q failed: %s", c.Name, c.Detail)
+			case strings.HasPrefix(c.Name, "SSH agent"):
+				found["ssh"] = true
+				if c.OK != tt.sshOK || !strings.HasPrefix(c.Detail, tt.wantSSH) || (!c.OK && c.Fix == "") {
+					t.Errorf("SSH_AUTH_SOCK=%q: %+v, want ok=%v and %q", tt.sock, c, tt.sshOK, tt.wantSSH)
+				}
+			case c.Name == "certificate authorities":
+				found["ca"] = true
+				local, _ := filepath.Glob("/usr/local/share/ca-certificates/*")
+				if own := strings.Contains(c.Detail, "authorities of its own"); own != (len(local) > 0) {
+					t.Errorf("certificates: %q, with %d local authorities on the host", c.Detail, len(local))
+				}
+			}
+		}
+		if !found["ssh"] || !found["ca"] {
+			t.Errorf("doctor lacks the host's lines:\n%s", out)
+		}
 	}
 }

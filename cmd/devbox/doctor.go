@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/devboxhq/devbox/env"
 	"github.com/devboxhq/devbox/image"
 	"github.com/devboxhq/devbox/internal/fullprog"
 	"github.com/devboxhq/devbox/rootless"
@@ -28,7 +29,9 @@ it fails: user namespaces (and Ubuntu's AppArmor restriction of them),
 overlayfs inside a user namespace, user extended attributes on the store's
 filesystem; and the optional features: subordinate ids and newuidmap for
 userns = "subuid", slirp4netns and a usable /dev/net/tun for network mode
-"isolated".
+"isolated"; and what of the host's a sandbox gets: the SSH agent, GnuPG's
+agent, and the certificate authorities the host trusts beyond the public
+ones.
 
 Exits 0 when the default mode works, 1 otherwise; optional features that are
 missing are warnings.`,
@@ -57,7 +60,7 @@ func doctorRun(opts *DoctorOptions) error {
 		return err
 	}
 	defer image.RemoveAll(scratch)
-	checks := append(rootless.Doctor(scratch), fullProgramCheck())
+	checks := append(append(rootless.Doctor(scratch), fullProgramCheck()), env.HostChecks()...)
 	failed := 0
 	for _, c := range checks {
 		if c.Required && !c.OK {
