@@ -337,11 +337,12 @@ func (b *Builder) buildInSandbox(ctx context.Context, e *Environment, st Step, t
 			return err
 		}
 	}
-	// A step that downloads (pip, npm, curl) trusts what the host trusts.
+	// A step that downloads (pip, npm, curl) trusts what the host trusts;
+	// one copied from a guide may say sudo, which root runs too.
 	services := certificateMounts()
 	view := mounts.View{
 		Layers: e.Layers, Upper: upper, Work: work, RootFS: e.RootFS, FuseHelper: e.FuseHelper,
-		WorkTree: e.Project.Dir, HostNetworkFiles: true, Early: services,
+		WorkTree: e.Project.Dir, HostNetworkFiles: true, Early: append([]mounts.Mount{rootless.SudoMount()}, services...),
 	}
 	if e.RootFS == mounts.RootFSCopy {
 		if err := mounts.Flatten(e.Layers, upper); err != nil {
@@ -357,6 +358,7 @@ func (b *Builder) buildInSandbox(ctx context.Context, e *Environment, st Step, t
 		Mounts:   mounts.Plan(view),
 		Hostname: "devbox",
 		Network:  rootless.NetworkHost,
+		Sudo:     true,
 		Process: rootless.Process{
 			Args:          []string{"/bin/sh", "-c", script},
 			Env:           environment(e.Image.Config.Env, e.Config, User{Name: "root", Home: "/root"}, e.Project.Dir, services, filesOf(view), ""),

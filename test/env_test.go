@@ -673,3 +673,14 @@ func TestEnvSetupFails(t *testing.T) {
 		t.Errorf("step layers %q, want one", layers)
 	}
 }
+
+// TestSetupSudo: a setup step copied from a guide that says sudo runs, as
+// root, and what it writes is in the step's layer.
+func TestSetupSudo(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "")
+	e.writeConfig(t, imageTOML(imageRef(suite.registry, "busybox"))+shellSetupTOML("", []string{"sudo sh -c 'id -u > /setup-by-sudo'"}))
+	if r := e.mustRun(t, "run", "--", "cat", "/setup-by-sudo"); r.Stdout != "0\n" {
+		t.Errorf("want root's uid written by the step through sudo; %s", r)
+	}
+}
