@@ -243,11 +243,20 @@ func hostIntegration(u User) (files, agent []mounts.Mount) {
 				Target: filepath.Join(u.Home, f.dst), ReadOnly: true, Optional: true})
 		}
 	}
-	sock := os.Getenv("SSH_AUTH_SOCK")
-	if fi, err := os.Stat(sock); sock == "" || err != nil || fi.Mode()&os.ModeSocket == 0 {
+	sock := sshAgentSocket()
+	if sock == "" {
 		return ms, nil
 	}
 	return ms, []mounts.Mount{{Type: mounts.Bind, Source: sock, Target: agentSocketTarget}}
+}
+
+// sshAgentSocket is the socket of the host's SSH agent, "" without one.
+func sshAgentSocket() string {
+	sock := os.Getenv("SSH_AUTH_SOCK")
+	if fi, err := os.Stat(sock); sock == "" || err != nil || fi.Mode()&os.ModeSocket == 0 {
+		return ""
+	}
+	return sock
 }
 
 // certificateMounts binds the host's certificate bundle at caTarget where
@@ -300,14 +309,14 @@ func hostCertificates(root string) string {
 // would miss it.
 func HostChecks() []rootless.Check {
 	ssh := rootless.Check{Name: "SSH agent (git over ssh inside)"}
-	if _, agent := hostIntegration(User{Home: "/"}); agent != nil {
-		ssh.OK, ssh.Detail = true, "forwarded: "+agent[0].Source
+	if sock := sshAgentSocket(); sock != "" {
+		ssh.OK, ssh.Detail = true, "forwarded: "+sock
 	} else {
 		ssh.Detail = "SSH_AUTH_SOCK names no agent's socket: git over ssh inside asks for keys it cannot use"
 		ssh.Fix = "start an agent (eval $(ssh-agent); ssh-add) in the shell that runs devbox"
 	}
 	gpg := rootless.Check{Name: "GnuPG agent (signed commits inside)", OK: true, Detail: "none runs in GnuPG's default home: nothing to forward"}
-	if ms := gpgAgent(User{Home: "/"}); ms != nil {
+	if ms := gpgAgent(User{}); ms != nil {
 		gpg.Detail = "forwarded: " + ms[0].Source
 	}
 	ca := rootless.Check{Name: "certificate authorities", OK: true, Detail: "the host trusts the public ones only, as images do"}
