@@ -30,7 +30,7 @@ func TestShellTerminal(t *testing.T) {
 	defer cancel()
 	cmd, master, slave, out, before := shellOnTerminal(ctx, t, e, 24, 80)
 
-	send := stepper(ctx, t, master, out)
+	send := stepper(ctx, t, cmd, master, out)
 	send("tty", 10*time.Second)
 	send("stty size", 10*time.Second)
 	if err := pty.Setsize(master, &pty.Winsize{Rows: 30, Cols: 100}); err != nil {
@@ -139,7 +139,9 @@ func TestRunTerminalStderrToFile(t *testing.T) {
 // and waits, up to within, for it to finish. Each step ends by printing a
 // marker that its own input line cannot contain (the shell computes it),
 // so waiting for the marker waits for the step.
-func stepper(ctx context.Context, t *testing.T, master *os.File, out *ptyOutput) func(line string, within time.Duration) {
+// A step that does not finish lists the processes under devbox (their
+// state and signal masks), to tell a stuck shell from a stuck relay.
+func stepper(ctx context.Context, t *testing.T, cmd *exec.Cmd, master *os.File, out *ptyOutput) func(line string, within time.Duration) {
 	step := 0
 	return func(line string, within time.Duration) {
 		t.Helper()
@@ -147,9 +149,51 @@ func stepper(ctx context.Context, t *testing.T, master *os.File, out *ptyOutput)
 		marker := fmt.Sprintf("step-%d-done", step)
 		io.WriteString(master, fmt.Sprintf("%s; echo step-$((%d+0))-done\n", line, step))
 		if !out.waitFor(ctx, within, marker) {
-			t.Fatalf("step %d (%q) did not finish in %v; output:\n%s", step, line, within, out)
+			t.Fatalf("step %d (%q) did not finish in %v; output:\n%s\nprocesses under devbox:\n%s", step, line, within, out, processesUnder(cmd.Process.Pid))
 		}
 	}
+}
+
+// processesUnder describes every process descended from pid, from /proc:
+// its command, state and the signals it blocks, ignores and catches.
+func processesUnder(pid int) string {
+	parent := map[int]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		status, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
+		if err != nil {
+			continue
+		}
+		for line := range strings.Lines(string(status)) {
+			if v, ok := strings.CutPrefix(line, "PPid:"); ok {
+				parent[p], _ = strconv.Atoi(strings.TrimSpace(v))
+			}
+		}
+	}
+	var b strings.Builder
+	for p := range parent {
+		for a := parent[p]; a > 1; a = parent[a] {
+			if a != pid {
+				continue
+			}
+			status, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p), "status"))
+			fmt.Fprintf(&b, "pid %d:", p)
+			for line := range strings.Lines(string(status)) {
+				for _, k := range []string{"Name:", "State:", "SigBlk:", "SigIgn:", "SigCgt:"} {
+					if strings.HasPrefix(line, k) {
+						fmt.Fprintf(&b, " %s", strings.Join(strings.Fields(line), " "))
+					}
+				}
+			}
+			b.WriteString("\n")
+			break
+		}
+	}
+	return b.String()
 }
 
 // TestShellSudo: in 'devbox shell', sudo runs commands as root in the same
@@ -163,7 +207,7 @@ func TestShellSudo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd, master, _, out, _ := shellOnTerminal(ctx, t, e, 33, 111)
-	send := stepper(ctx, t, master, out)
+	send := stepper(ctx, t, cmd, master, out)
 	send("echo user=$(id -u)", 10*time.Second)
 	// What is typed before sudo has exited would go to it: the marker,
 	// computed, says that the user's shell reads again.
