@@ -218,7 +218,7 @@ type Invocation struct {
 
 // agentSocketTarget is where the host's SSH agent socket appears inside
 // (the path Docker Desktop uses, which some tools know).
-const agentSocketTarget = "/run/host-services/ssh-auth.sock"
+const agentSocketTarget = rootless.HostServices + "/ssh-auth.sock"
 
 // hostIntegration shares, on purpose, the few host files a developer
 // expects to follow them into the sandbox: git's configuration
@@ -271,7 +271,7 @@ func certificateMounts() []mounts.Mount {
 
 // caTarget is where the host's certificate bundle appears inside, beside
 // the SSH agent's socket.
-const caTarget = "/run/host-services/ca-certificates.crt"
+const caTarget = rootless.HostServices + "/ca-certificates.crt"
 
 // caVariables point the usual TLS clients at a certificate bundle: OpenSSL
 // (curl, Python, Ruby, Go), Node.js, Python's requests (pip), libcurl and

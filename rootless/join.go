@@ -511,18 +511,30 @@ func joinable(owner, spec *Spec) error {
 	return nil
 }
 
-// viewOf is spec's mounts without those of its user's home directory.
+// HostServices is the directory of the host's services inside a sandbox
+// (the SSH agent's socket, the certificate bundle).
+const HostServices = "/run/host-services"
+
+// viewOf is spec's mounts without those that differ between two
+// terminals of one user on one project: the home directory's (the user's
+// or root's), the host's services (one terminal has an SSH agent, another
+// none), and sudo's, whose source is the pid 1 program of the devbox that
+// made the spec (a devbox upgraded while the sandbox runs names another).
+// A joined command runs with what the sandbox has of them.
 func viewOf(spec *Spec) []mounts.Mount {
 	home := strings.TrimSuffix(spec.User.Home, "/")
 	var view []mounts.Mount
 	for _, m := range spec.Mounts {
-		if home != "" && (m.Target == home || strings.HasPrefix(m.Target, home+"/")) {
+		if (home != "" && isUnder(m.Target, home)) || isUnder(m.Target, HostServices) || m.Target == sudoPath {
 			continue
 		}
 		view = append(view, m)
 	}
 	return view
 }
+
+// isUnder reports whether path is dir or lies beneath it.
+func isUnder(path, dir string) bool { return path == dir || strings.HasPrefix(path, dir+"/") }
 
 func mountsEqual(a, b mounts.Mount) bool {
 	return a.Type == b.Type && a.Source == b.Source && a.Target == b.Target && a.ReadOnly == b.ReadOnly &&

@@ -1092,6 +1092,22 @@ func TestJoinable(t *testing.T) {
 		{"a mount more", func(_, s *Spec) {
 			s.Mounts = append(s.Mounts, mounts.Mount{Type: mounts.Bind, Source: "/d", Target: "/data"})
 		}, "mounts differ"},
+		// A devbox upgraded while the sandbox runs has another pid 1
+		// program, which its sudo mount names; a devbox before sudo had none.
+		{"another devbox's sudo", func(o, s *Spec) {
+			o.Mounts = append(o.Mounts, mounts.Mount{Type: mounts.Bind, Source: "/c/devbox-init-1", Target: sudoPath, ReadOnly: true})
+			s.Mounts = append(s.Mounts, mounts.Mount{Type: mounts.Bind, Source: "/c/devbox-init-2", Target: sudoPath, ReadOnly: true})
+		}, ""},
+		{"a devbox without sudo", func(_, s *Spec) {
+			s.Mounts = append(s.Mounts, mounts.Mount{Type: mounts.Bind, Source: "/c/devbox-init-2", Target: sudoPath, ReadOnly: true})
+		}, ""},
+		// The terminal that joins has an SSH agent; the sandbox's had none.
+		{"an SSH agent", func(_, s *Spec) {
+			s.Mounts = append(s.Mounts, mounts.Mount{Type: mounts.Bind, Source: "/tmp/ssh-x/agent.1", Target: HostServices + "/ssh-auth.sock"})
+		}, ""},
+		{"a mount named like a service's directory", func(_, s *Spec) {
+			s.Mounts = append(s.Mounts, mounts.Mount{Type: mounts.Bind, Source: "/d", Target: HostServices + "-data"})
+		}, "mounts differ"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			o, s := *owner, *owner

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -763,6 +764,26 @@ func TestRunJoinsRunningSandbox(t *testing.T) {
 	if !strings.Contains(second.Stdout, "sees-first") || strings.Contains(second.Stderr, "throwaway") {
 		t.Errorf("the second run wants to join the first (its /tmp, its processes), with no notice; %s", second)
 	}
+	// A terminal with an SSH agent, beside a sandbox started without one,
+	// joins it too.
+	agentDir, err := os.MkdirTemp("", "agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(agentDir)
+	agent, err := net.Listen("unix", filepath.Join(agentDir, "agent.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer agent.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	withAgent := exec.CommandContext(ctx, suite.bin, "run", "--", "sh", "-c", "p=$(cat /tmp/first-pid) && test -d /proc/$p && echo sees-first")
+	withAgent.Dir, withAgent.Env = e.Project, append(e.environ(), "SSH_AUTH_SOCK="+agent.Addr().String())
+	out, err := withAgent.CombinedOutput()
+	cancel()
+	if err != nil || !strings.Contains(string(out), "sees-first") || strings.Contains(string(out), "throwaway") {
+		t.Errorf("a run with an SSH agent wants to join the sandbox started without one (%v):\n%s", err, out)
+	}
 	ephemeral := e.mustRun(t, "run", "--ephemeral", "--", "sh", "-c",
 		"test ! -e /tmp/from-second && mkdir /usr/bin/from-ephemeral && echo own-sandbox")
 	if !strings.Contains(ephemeral.Stdout, "own-sandbox") {
@@ -819,7 +840,6 @@ func TestRunJoinsRunningSandbox(t *testing.T) {
 	waitFile(t, filepath.Join(e.Project, "ended2"), firstOut)
 	// Until its pid 1 has reaped the first command, a Ctrl-C is the
 	// command's: sent again until the joined run ends.
-	var err error
 	deadline := time.After(runTimeout)
 	for stopped := false; !stopped; {
 		first.Process.Signal(syscall.SIGINT)
