@@ -351,6 +351,27 @@ func checkStoreClean(t *testing.T, e *testEnv) {
 	}
 }
 
+// fakeAgent listens on a unix socket, as an SSH or GnuPG agent does, at a
+// path short enough for sun_path, and returns the path; both go when the
+// test ends.
+func fakeAgent(t *testing.T, name string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", filepath.Join(dir, name))
+	if err != nil {
+		os.RemoveAll(dir)
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ln.Close()
+		os.RemoveAll(dir)
+	})
+	return ln.Addr().String()
+}
+
 // readFile is the content of the file at path; the test stops if it
 // cannot be read.
 func readFile(t *testing.T, path string) string {

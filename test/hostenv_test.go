@@ -34,16 +34,7 @@ func TestHostIntegration(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(e.Config, "git", "config"), []byte("[alias]\n\tst = status\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sockDir, err := os.MkdirTemp("", "agent")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(sockDir)
-	ln, err := net.Listen("unix", filepath.Join(sockDir, "agent.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	agent := fakeAgent(t, "agent.sock")
 
 	// GnuPG's agent, by its extra socket, and the public keyring.
 	gnupg := filepath.Join(e.Home, ".gnupg")
@@ -66,7 +57,7 @@ test -S ~/.gnupg/S.gpg-agent && echo gpg-agent-ok; stat -c gnupg-mode=%a ~/.gnup
 	cmd := exec.CommandContext(ctx, suite.bin, "run", "--", "sh", "-c", script)
 	cmd.Dir = e.Project
 	cmd.Env = append(e.environ(), "LANG=C.UTF-8", "TZ=Europe/Paris", "HOST_SECRET=leak", "HOST_NAMED=named",
-		"SSH_AUTH_SOCK="+ln.Addr().String())
+		"SSH_AUTH_SOCK="+agent)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("devbox run: %v\n%s", err, out)
@@ -176,21 +167,12 @@ func TestRunEnvFlag(t *testing.T) {
 func TestDoctor(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "")
-	sockDir, err := os.MkdirTemp("", "agent")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(sockDir)
-	ln, err := net.Listen("unix", filepath.Join(sockDir, "agent.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	agent := fakeAgent(t, "agent.sock")
 	for _, tt := range []struct {
 		sock, wantSSH string
 		sshOK         bool
 	}{
-		{ln.Addr().String(), "forwarded: " + ln.Addr().String(), true},
+		{agent, "forwarded: " + agent, true},
 		{"", "SSH_AUTH_SOCK names no agent's socket", false},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), runTimeout)

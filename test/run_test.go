@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -766,19 +765,10 @@ func TestRunJoinsRunningSandbox(t *testing.T) {
 	}
 	// A terminal with an SSH agent, beside a sandbox started without one,
 	// joins it too.
-	agentDir, err := os.MkdirTemp("", "agent")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(agentDir)
-	agent, err := net.Listen("unix", filepath.Join(agentDir, "agent.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer agent.Close()
+	agent := fakeAgent(t, "agent.sock")
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	withAgent := exec.CommandContext(ctx, suite.bin, "run", "--", "sh", "-c", "p=$(cat /tmp/first-pid) && test -d /proc/$p && echo sees-first")
-	withAgent.Dir, withAgent.Env = e.Project, append(e.environ(), "SSH_AUTH_SOCK="+agent.Addr().String())
+	withAgent.Dir, withAgent.Env = e.Project, append(e.environ(), "SSH_AUTH_SOCK="+agent)
 	out, err := withAgent.CombinedOutput()
 	cancel()
 	if err != nil || !strings.Contains(string(out), "sees-first") || strings.Contains(string(out), "throwaway") {
