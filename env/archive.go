@@ -83,31 +83,40 @@ func (b *Builder) buildArchive(ctx context.Context, st Step, layer string) error
 	if err != nil {
 		return fmt.Errorf("archive %s: %w", a.StepName(), err)
 	}
-	if err := checkPaths(layer, a); err != nil {
-		return fmt.Errorf("archive %s: %w", a.StepName(), err)
-	}
-	if err := linkBins(layer, a); err != nil {
-		return fmt.Errorf("archive %s: %w", a.StepName(), err)
-	}
-	return nil
-}
-
-// checkPaths reports a path entry that is no directory of the archive's:
-// PATH would name nothing, and the tool would be "not found" inside.
-func checkPaths(layer string, a ArchiveConfig) error {
-	if len(a.Path) == 0 {
-		return nil
-	}
 	root, err := os.OpenFile(layer, unix.O_PATH|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return err
 	}
 	defer root.Close()
+	if err := checkEntries(root, a); err != nil {
+		return fmt.Errorf("archive %s: %w", a.StepName(), err)
+	}
+	if err := linkBins(root, a); err != nil {
+		return fmt.Errorf("archive %s: %w", a.StepName(), err)
+	}
+	return nil
+}
+
+// checkEntries reports a path or bin entry that the archive lacks, in the
+// layer root: PATH would name nothing, or the link nothing, and the tool
+// would be "not found" inside.
+func checkEntries(root *os.File, a ArchiveConfig) error {
 	for _, rel := range a.Path {
 		dir := path.Join(a.DestDir(), rel)
 		f, err := pathrs.OpenatInRoot(root, dir)
 		if err != nil {
 			return fmt.Errorf("path %q: the archive has no directory %s%s", rel, dir, stripHint(root, a, rel))
+		}
+		f.Close()
+	}
+	for _, rel := range a.Bin {
+		target := path.Join(a.DestDir(), rel)
+		f, err := pathrs.OpenatInRoot(root, target)
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("bin %q: the archive has no %s%s", rel, target, stripHint(root, a, rel))
+		}
+		if err != nil {
+			return fmt.Errorf("bin %q: %w", rel, err)
 		}
 		f.Close()
 	}
@@ -151,18 +160,13 @@ func stripHint(root *os.File, a ArchiveConfig, rel string) string {
 	return fmt.Sprintf(" (%s holds %s)", a.DestDir(), strings.Join(names, ", "))
 }
 
-// linkBins creates /usr/local/bin/NAME → DEST/BIN for each bin entry, in
-// the layer directory, resolving /usr/local/bin inside it: the archive may
-// have made any of those components a symlink.
-func linkBins(layer string, a ArchiveConfig) error {
+// linkBins creates /usr/local/bin/NAME → DEST/BIN for each bin entry,
+// which checkEntries found, in the layer root, resolving /usr/local/bin
+// inside it: the archive may have made any of those components a symlink.
+func linkBins(root *os.File, a ArchiveConfig) error {
 	if len(a.Bin) == 0 {
 		return nil
 	}
-	root, err := os.OpenFile(layer, unix.O_PATH|unix.O_DIRECTORY, 0)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
 	bin, err := pathrs.MkdirAllHandle(root, "usr/local/bin", 0o755)
 	if err != nil {
 		return err
@@ -170,14 +174,6 @@ func linkBins(layer string, a ArchiveConfig) error {
 	defer bin.Close()
 	for _, rel := range a.Bin {
 		target := path.Join(a.DestDir(), rel)
-		f, err := pathrs.OpenatInRoot(root, target)
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("bin %q: the archive has no %s%s", rel, target, stripHint(root, a, rel))
-		}
-		if err != nil {
-			return fmt.Errorf("bin %q: %w", rel, err)
-		}
-		f.Close()
 		name := path.Base(rel)
 		unix.Unlinkat(int(bin.Fd()), name, 0)
 		if err := unix.Symlinkat(target, int(bin.Fd()), name); err != nil {

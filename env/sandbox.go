@@ -143,13 +143,11 @@ func termFor(term string, img imageFiles) string {
 		}
 		return false
 	}
-	database := false
-	for _, d := range terminfoDirs {
-		if fi, ok := img.stat(d); ok && fi.IsDir() {
-			database = true
-		}
-	}
-	if !database || has(term) {
+	// The image knowing the terminal, the usual case, is looked up first.
+	if has(term) || !slices.ContainsFunc(terminfoDirs, func(d string) bool {
+		fi, ok := img.stat(d)
+		return ok && fi.IsDir()
+	}) {
 		return term
 	}
 	for _, fallback := range []string{"xterm-256color", "xterm"} {
@@ -287,11 +285,16 @@ var caVariables = []string{"SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_
 // authorities from; its bundle, with them, is bound read-only at
 // caTarget, and caVariables name it. "" where the host adds none.
 func hostCertificates(root string) string {
-	local := false
-	for _, d := range []string{"usr/local/share/ca-certificates", "etc/pki/ca-trust/source/anchors", "etc/ca-certificates/trust-source/anchors", "etc/pki/trust/anchors"} {
-		entries, _ := os.ReadDir(filepath.Join(root, d))
-		local = local || len(entries) > 0
-	}
+	local := slices.ContainsFunc([]string{"usr/local/share/ca-certificates", "etc/pki/ca-trust/source/anchors", "etc/ca-certificates/trust-source/anchors", "etc/pki/trust/anchors"}, func(d string) bool {
+		// One entry tells; a run reads no more.
+		f, err := os.Open(filepath.Join(root, d))
+		if err != nil {
+			return false
+		}
+		defer f.Close()
+		names, _ := f.Readdirnames(1)
+		return len(names) > 0
+	})
 	if !local {
 		return ""
 	}
@@ -431,7 +434,7 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, j
 		target = tree
 	}
 	from := e.Project.Dir
-	if isBeneath(inv.Cwd, tree) {
+	if mounts.IsBeneath(inv.Cwd, tree) {
 		from = inv.Cwd
 	}
 	rel, _ := filepath.Rel(tree, from)
@@ -602,7 +605,7 @@ func repositoryRoot(dir string, homes ...string) string {
 	for d := filepath.Dir(dir); ; d = filepath.Dir(d) {
 		if _, err := os.Lstat(filepath.Join(d, ".git")); err == nil {
 			for _, h := range homes {
-				if h != "" && isBeneath(h, d) {
+				if h != "" && mounts.IsBeneath(h, d) {
 					return dir
 				}
 			}
@@ -612,13 +615,6 @@ func repositoryRoot(dir string, homes ...string) string {
 			return dir
 		}
 	}
-}
-
-// isBeneath reports whether path is dir or lies beneath it; both are
-// clean and absolute.
-func isBeneath(path, dir string) bool {
-	rel, err := filepath.Rel(dir, path)
-	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 // gitDirMount is a bind of the git directory of a project whose .git is a
@@ -650,7 +646,7 @@ func gitDirMount(project string) (mounts.Mount, bool) {
 	} else if wt, ok := coreWorktree(filepath.Join(dir, "config")); !ok || !samePath(resolveFrom(dir, wt), project) {
 		return mounts.Mount{}, false // not a submodule's directory either
 	}
-	if isBeneath(dir, project) {
+	if mounts.IsBeneath(dir, project) {
 		return mounts.Mount{}, false // inside the project, which is mounted
 	}
 	return mounts.Mount{Type: mounts.Bind, Source: dir, Target: dir, Optional: true}, true
@@ -769,7 +765,7 @@ func environment(imageEnv []string, cfg *Config, u User, cwd string, services []
 		}
 		vals[k] = v
 	}
-	set("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+	set("PATH", rootless.DefaultPath)
 	for _, kv := range imageEnv {
 		if k, v, ok := strings.Cut(kv, "="); ok {
 			set(k, v)

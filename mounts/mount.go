@@ -2,7 +2,14 @@ package mounts
 
 import (
 	"path/filepath"
+	"strings"
 )
+
+// IsBeneath reports whether the absolute path is dir or lies beneath it.
+func IsBeneath(path, dir string) bool {
+	path, dir = filepath.Clean(path), filepath.Clean(dir)
+	return path == dir || dir == "/" || strings.HasPrefix(path, dir+"/")
+}
 
 // Type is the kind of a Mount.
 type Type string

@@ -324,7 +324,7 @@ func lookPath(name string, env []string) (string, int, error) {
 	if strings.Contains(name, "/") {
 		return name, 0, nil
 	}
-	pathEnv := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	pathEnv := DefaultPath
 	for _, kv := range env {
 		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
 			pathEnv = v

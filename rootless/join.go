@@ -525,16 +525,13 @@ func viewOf(spec *Spec) []mounts.Mount {
 	home := strings.TrimSuffix(spec.User.Home, "/")
 	var view []mounts.Mount
 	for _, m := range spec.Mounts {
-		if (home != "" && isUnder(m.Target, home)) || isUnder(m.Target, HostServices) || m.Target == sudoPath {
+		if (home != "" && mounts.IsBeneath(m.Target, home)) || mounts.IsBeneath(m.Target, HostServices) || m.Target == sudoPath {
 			continue
 		}
 		view = append(view, m)
 	}
 	return view
 }
-
-// isUnder reports whether path is dir or lies beneath it.
-func isUnder(path, dir string) bool { return path == dir || strings.HasPrefix(path, dir+"/") }
 
 func mountsEqual(a, b mounts.Mount) bool {
 	return a.Type == b.Type && a.Source == b.Source && a.Target == b.Target && a.ReadOnly == b.ReadOnly &&

@@ -35,11 +35,13 @@ const (
 	sudoPath = "/usr/local/bin/sudo"
 	// sudoSocket is where pid 1 listens for it.
 	sudoSocket = "/dev/.devbox-sudo"
-	// securePath is the PATH of sudo's default secure_path on Debian; a
-	// command run through sudo gets the directories of it that the
-	// caller's PATH lacks (dpkg wants the sbin ones).
-	securePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 )
+
+// DefaultPath is the PATH of a command whose environment sets none:
+// Docker's default, and on Debian sudo's secure_path too. A command run
+// through sudo gets the directories of it that the caller's PATH lacks
+// (dpkg wants the sbin ones).
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // SudoMount is the mount of a sandbox's sudo, for a Spec with Sudo: the
 // program that runs as its pid 1, bound read-only. It lies in the image's
@@ -366,14 +368,14 @@ func sudoEnv(env []string, user string, uid, gid uint32, args []string) []string
 // sudoSet are the variables sudoEnv sets.
 var sudoSet = []string{"HOME", "USER", "LOGNAME", "PATH", "SUDO_USER", "SUDO_UID", "SUDO_GID", "SUDO_COMMAND"}
 
-// withSecurePath is path with securePath's directories it lacks added at
+// withSecurePath is path with DefaultPath's directories it lacks added at
 // its end.
 func withSecurePath(path string) string {
 	if path == "" {
-		return securePath
+		return DefaultPath
 	}
 	dirs := strings.Split(path, ":")
-	for _, d := range strings.Split(securePath, ":") {
+	for _, d := range strings.Split(DefaultPath, ":") {
 		if !slices.Contains(dirs, d) {
 			path += ":" + d
 		}
