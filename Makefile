@@ -14,7 +14,7 @@ E2E_PATH := /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 DEMO_PORT ?= 5000
 DEMO_DIR ?= $(CURDIR)/.devbox-demo/registry
 # Debian packages that the demo and the e2e tests use.
-DEPS := docker-registry busybox-static curl uidmap slirp4netns fuse-overlayfs
+DEPS := docker-registry busybox-static curl uidmap slirp4netns fuse-overlayfs gcc binutils
 
 .PHONY: all build e2e-bin test vet lint unit e2e e2e-unprivileged e2e-unprivileged-run unit-bins e2e-user demo demo-stop deps clean
 
@@ -31,17 +31,38 @@ all: build
 #   program for a command that needs them (a pull, a download).
 # `go build ./cmd/devbox` alone makes a full devbox that re-executes itself
 # as pid 1.
-GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w"
+# On amd64 the lean build also starts at the front (internal/front): C
+# that runs a warm `devbox run` before the Go runtime would start. It is
+# compiled freestanding, into an object without relocations that Go's own
+# linker links (checked here), and names the init program's copy.
+GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath
+LDFLAGS := -s -w
 INITPROG := cmd/devbox/initprog/devbox-init
 FULLPROG := cmd/devbox/fullprog/devbox-full
+FRONT := internal/front/front_amd64.syso
+FRONT_CFLAGS := -O2 -std=gnu11 -Wall -Wextra -Werror -ffreestanding -fno-builtin \
+	-fno-stack-protector -fno-asynchronous-unwind-tables -fno-jump-tables \
+	-fno-tree-loop-distribute-patterns -fcf-protection=none -mgeneral-regs-only -fpie -nostdlib
+ifeq ($(shell $(GO) env GOARCH),amd64)
+LEAN_BUILD_TAGS := devbox_init,devbox_lean,devbox_front
+LEAN_LDFLAGS := $(LDFLAGS) -E _devbox_entry
+else
+LEAN_BUILD_TAGS := devbox_init,devbox_lean
+LEAN_LDFLAGS := $(LDFLAGS)
+endif
 
 build:
 	@mkdir -p $(dir $(INITPROG)) $(dir $(FULLPROG))
-	$(GOBUILD) -o $(INITPROG) ./cmd/devbox-init
+	$(GOBUILD) -ldflags "$(LDFLAGS)" -o $(INITPROG) ./cmd/devbox-init
 	sha256sum $(INITPROG) | cut -d' ' -f1 > $(INITPROG).sha256
-	$(GOBUILD) -tags devbox_init -o $(FULLPROG) ./cmd/devbox
+	$(GOBUILD) -ldflags "$(LDFLAGS)" -tags devbox_init -o $(FULLPROG) ./cmd/devbox
 	sha256sum $(FULLPROG) | cut -d' ' -f1 > $(FULLPROG).sha256
-	$(GOBUILD) -tags devbox_init,devbox_lean -o bin/devbox ./cmd/devbox
+ifeq ($(shell $(GO) env GOARCH),amd64)
+	$(CC) $(FRONT_CFLAGS) -DDEVBOX_INIT_NAME='"devbox-init-'"$$(cut -c1-16 $(INITPROG).sha256)"'"' \
+		-c internal/front/c/front.c -o $(FRONT)
+	@if objdump -r $(FRONT) | grep -q R_X86; then echo "$(FRONT) has relocations, which Go's linker cannot apply" >&2; exit 1; fi
+endif
+	$(GOBUILD) -ldflags "$(LEAN_LDFLAGS)" -tags $(LEAN_BUILD_TAGS) -o bin/devbox ./cmd/devbox
 
 e2e-bin:
 	$(GO) test -c -o bin/e2e.test ./test
@@ -50,7 +71,7 @@ test: deps vet lint unit e2e
 
 # Both builds of devbox: the full one (the default, which the unit tests
 # run) and the lean one, which needs the programs `build` embeds.
-LEAN_TAGS := devbox_lean,devbox_init
+LEAN_TAGS := $(LEAN_BUILD_TAGS)
 
 vet: build
 	$(GO) vet ./...

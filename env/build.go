@@ -339,7 +339,7 @@ func (b *Builder) buildInSandbox(ctx context.Context, e *Environment, st Step, t
 	}
 	// A step that downloads (pip, npm, curl) trusts what the host trusts;
 	// one copied from a guide may say sudo, which root runs too.
-	services := certificateMounts()
+	services := (host{}).certificateMounts()
 	view := mounts.View{
 		Layers: e.Layers, Upper: upper, Work: work, RootFS: e.RootFS, FuseHelper: e.FuseHelper,
 		WorkTree: e.Project.Dir, HostNetworkFiles: true, Early: append([]mounts.Mount{rootless.SudoMount()}, services...),
@@ -361,7 +361,7 @@ func (b *Builder) buildInSandbox(ctx context.Context, e *Environment, st Step, t
 		Sudo:     true,
 		Process: rootless.Process{
 			Args:          []string{"/bin/sh", "-c", script},
-			Env:           environment(e.Image.Config.Env, e.Config, User{Name: "root", Home: "/root"}, e.Project.Dir, services, filesOf(view), ""),
+			Env:           environment(e.Image.Config.Env, e.Config, User{Name: "root", Home: "/root"}, e.Project.Dir, services, filesOf(view, host{}), ""),
 			Cwd:           e.Project.Dir,
 			RootEmulation: true,
 		},

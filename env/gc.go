@@ -60,18 +60,12 @@ func (p *Project) record(e *Environment) error {
 // complete, once; a later run only opens and locks it, which keeps the
 // common warm start free of writes.
 func (e *Environment) Running() (release func(), err error) {
-	p := e.Project
-	unlockProject, err := fsutil.LockShared(filepath.Join(p.StateDir, "lock"))
+	unlockProject, err := fsutil.LockShared(e.Project.Lock())
 	if err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(runRecord{Layers: e.Layers})
-	if err != nil {
-		unlockProject()
-		return nil, err
-	}
-	sum := sha256.Sum256(b)
-	f, err := holdRecord(filepath.Join(p.runningDir(), hex.EncodeToString(sum[:8])+".json"), b)
+	path, b := e.runRecord()
+	f, err := holdRecord(path, b)
 	if err != nil {
 		unlockProject()
 		return nil, fmt.Errorf("record the running sandbox: %w", err)
@@ -80,6 +74,19 @@ func (e *Environment) Running() (release func(), err error) {
 		f.Close()
 		unlockProject()
 	}, nil
+}
+
+// RunningRecord is the file Running holds while a sandbox of e runs.
+func (e *Environment) RunningRecord() string {
+	path, _ := e.runRecord()
+	return path
+}
+
+// runRecord is the path and contents of the record Running holds.
+func (e *Environment) runRecord() (string, []byte) {
+	b, _ := json.Marshal(runRecord{Layers: e.Layers}) // strings only: no error
+	sum := sha256.Sum256(b)
+	return filepath.Join(e.Project.runningDir(), hex.EncodeToString(sum[:8])+".json"), b
 }
 
 // holdRecord opens the record at path, making it with data when it is

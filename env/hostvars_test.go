@@ -25,7 +25,7 @@ func TestZoneName(t *testing.T) {
 		if err := os.Symlink(target, link); err != nil {
 			t.Fatal(err)
 		}
-		if got := zoneName(link); got != want {
+		if got := (host{}).zoneName(link); got != want {
 			t.Errorf("localtime -> %s: zone %q, want %q", target, got, want)
 		}
 	}
@@ -33,7 +33,7 @@ func TestZoneName(t *testing.T) {
 	if err := os.WriteFile(file, []byte("TZif"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if got := zoneName(file); got != "" {
+	if got := (host{}).zoneName(file); got != "" {
 		t.Errorf("a localtime that is a file, not a link: zone %q, want none", got)
 	}
 }
@@ -53,16 +53,16 @@ func TestZoneFor(t *testing.T) {
 	}
 	t.Setenv("TZ", "")
 	os.Unsetenv("TZ")
-	if got := zoneFor(filesOf(mounts.View{Layers: []string{without, withZone}, Upper: upper}), localtime); got != "Europe/Berlin" {
+	if got := zoneFor(filesOf(mounts.View{Layers: []string{without, withZone}, Upper: upper}, host{}), localtime); got != "Europe/Berlin" {
 		t.Errorf("an image with the host's zone: %q, want Europe/Berlin", got)
 	}
 	// Without the zone's file, TZ would name a zone that programs inside
 	// cannot read, and their clock would be UTC under another name.
-	if got := zoneFor(filesOf(mounts.View{Layers: []string{without}, Upper: upper}), localtime); got != "" {
+	if got := zoneFor(filesOf(mounts.View{Layers: []string{without}, Upper: upper}, host{}), localtime); got != "" {
 		t.Errorf("an image without the host's zone: %q, want none", got)
 	}
 	t.Setenv("TZ", "Asia/Tokyo")
-	if got := zoneFor(filesOf(mounts.View{Layers: []string{withZone}}), localtime); got != "" {
+	if got := zoneFor(filesOf(mounts.View{Layers: []string{withZone}}, host{}), localtime); got != "" {
 		t.Errorf("with TZ set on the host: %q, want none (TZ comes in itself)", got)
 	}
 }
@@ -73,7 +73,7 @@ func TestEnvironmentHostVars(t *testing.T) {
 	if err := os.Symlink("/usr/share/zoneinfo/Europe/Berlin", localtime); err != nil {
 		t.Fatal(err)
 	}
-	img := imageFiles{imageDir(t, "usr/share/zoneinfo/Europe/Berlin", "usr/lib/locale/C.utf8/LC_CTYPE")}
+	img := images(imageDir(t, "usr/share/zoneinfo/Europe/Berlin", "usr/lib/locale/C.utf8/LC_CTYPE"))
 	t.Setenv("TZ", "")
 	os.Unsetenv("TZ")
 	t.Setenv("LANG", "en_US.UTF-8")
@@ -107,10 +107,10 @@ func TestEnvironmentHostVars(t *testing.T) {
 }
 
 func TestLocaleFor(t *testing.T) {
-	debian := imageFiles{imageDir(t, "usr/lib/locale/C.utf8/LC_CTYPE")}
-	generated := imageFiles{"", imageDir(t, "usr/lib/locale/de_DE.utf8/LC_CTYPE"), debian[0]}
-	archive := imageFiles{imageDir(t, "usr/lib/locale/locale-archive")}
-	musl := imageFiles{imageDir(t, "lib/ld-musl-x86_64.so.1")}
+	debian := images(imageDir(t, "usr/lib/locale/C.utf8/LC_CTYPE"))
+	generated := images("", imageDir(t, "usr/lib/locale/de_DE.utf8/LC_CTYPE"), debian.dirs[0])
+	archive := images(imageDir(t, "usr/lib/locale/locale-archive"))
+	musl := images(imageDir(t, "lib/ld-musl-x86_64.so.1"))
 	for _, tt := range []struct {
 		name string
 		img  imageFiles
@@ -150,11 +150,11 @@ func imageDir(t *testing.T, rel ...string) string {
 }
 
 func TestTermFor(t *testing.T) {
-	debian := imageFiles{imageDir(t, "usr/lib/terminfo/x/xterm-256color", "usr/lib/terminfo/x/xterm", "usr/lib/terminfo/l/linux")}
-	withKitty := imageFiles{"", imageDir(t, "usr/share/terminfo/x/xterm-kitty"), debian[0]}
-	hexLayout := imageFiles{imageDir(t, "usr/share/terminfo/78/xterm-256color", "usr/share/terminfo/61/alacritty")}
-	xtermOnly := imageFiles{imageDir(t, "etc/terminfo/x/xterm")}
-	busybox := imageFiles{imageDir(t, "bin/busybox")}
+	debian := images(imageDir(t, "usr/lib/terminfo/x/xterm-256color", "usr/lib/terminfo/x/xterm", "usr/lib/terminfo/l/linux"))
+	withKitty := images("", imageDir(t, "usr/share/terminfo/x/xterm-kitty"), debian.dirs[0])
+	hexLayout := images(imageDir(t, "usr/share/terminfo/78/xterm-256color", "usr/share/terminfo/61/alacritty"))
+	xtermOnly := images(imageDir(t, "etc/terminfo/x/xterm"))
+	busybox := images(imageDir(t, "bin/busybox"))
 	for _, tt := range []struct {
 		term string
 		img  imageFiles
@@ -197,7 +197,7 @@ func TestHostCertificates(t *testing.T) {
 			if tt.want != "" {
 				want = filepath.Join(root, tt.want)
 			}
-			if got := hostCertificates(root); got != want {
+			if got := (host{}).hostCertificates(root); got != want {
 				t.Errorf("hostCertificates = %q, want %q", got, want)
 			}
 		})

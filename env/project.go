@@ -108,6 +108,13 @@ func canonicalDir(dir string) string {
 // ErrInUse is returned by Reset while a sandbox of the project runs.
 var ErrInUse = errors.New("a sandbox of this project is running: leave it first")
 
+// Lock is the project's lock: shared by its running sandboxes
+// (Environment.Running), exclusive for a reset.
+func (p *Project) Lock() string { return filepath.Join(p.StateDir, "lock") }
+
+// UpperLock is held by the sandbox that uses the project's writable layer.
+func (p *Project) UpperLock() string { return filepath.Join(p.StateDir, upperLock) }
+
 // UpperDir is the project's writable layer: what the sandbox changes
 // outside the work tree and home persists here until 'devbox reset'.
 func (p *Project) UpperDir() string { return filepath.Join(p.StateDir, "upper") }

@@ -51,19 +51,32 @@ var hostEnv = []string{"TERM", "LANG", "LC_ALL", "TZ", "COLORTERM"}
 // for looking up what the image has: the writable layer, a flattened copy
 // and the layers. Whiteouts are not read; a file one layer removed still
 // counts.
-type imageFiles []string
+type imageFiles struct {
+	dirs []string
+	// h looks at the first mutable dirs, the writable layer and the
+	// flattened copy, which change as sandboxes run; the layers do not.
+	h       host
+	mutable int
+}
 
-func filesOf(view mounts.View) imageFiles {
-	return append(imageFiles{view.Upper, view.Flat}, view.Layers...)
+// images are the image files in dirs, none of which changes.
+func images(dirs ...string) imageFiles { return imageFiles{dirs: dirs} }
+
+func filesOf(view mounts.View, h host) imageFiles {
+	return imageFiles{dirs: append([]string{view.Upper, view.Flat}, view.Layers...), h: h, mutable: 2}
 }
 
 // stat finds rel in the image.
 func (f imageFiles) stat(rel string) (os.FileInfo, bool) {
-	for _, dir := range f {
+	for i, dir := range f.dirs {
 		if dir == "" {
 			continue
 		}
-		if fi, err := os.Stat(filepath.Join(dir, rel)); err == nil {
+		stat := os.Stat
+		if i < f.mutable {
+			stat = f.h.stat
+		}
+		if fi, err := stat(filepath.Join(dir, rel)); err == nil {
 			return fi, true
 		}
 	}
@@ -77,10 +90,10 @@ func (f imageFiles) stat(rel string) (os.FileInfo, bool) {
 // zone only so; without it, the sandbox's clock would read UTC while the
 // host's does not.
 func zoneFor(img imageFiles, localtime string) string {
-	if _, ok := os.LookupEnv("TZ"); ok || localtime == "" {
+	if _, ok := img.h.lookupEnv("TZ"); ok || localtime == "" {
 		return ""
 	}
-	name := zoneName(localtime)
+	name := img.h.zoneName(localtime)
 	if name == "" {
 		return ""
 	}
@@ -176,8 +189,8 @@ func normalizeCodeset(codeset string) string {
 
 // zoneName is the zone that the link localtime points to, "" if it is not
 // a link into a zoneinfo directory.
-func zoneName(localtime string) string {
-	target, err := os.Readlink(localtime)
+func (h host) zoneName(localtime string) string {
+	target, err := h.readlink(localtime)
 	if err != nil {
 		return ""
 	}
@@ -212,6 +225,8 @@ type Invocation struct {
 	// Log reports what the user should know about the sandbox, one line
 	// each; nil says nothing.
 	Log func(msg string)
+	// Inputs, when set, notes what SandboxSpec looked at.
+	Inputs *Inputs
 }
 
 // agentSocketTarget is where the host's SSH agent socket appears inside
@@ -225,10 +240,10 @@ const agentSocketTarget = rootless.HostServices + "/ssh-auth.sock"
 // gpgAgent; the host's certificates: certificateMounts). It returns the
 // mounts of the files, which lie in the home directory, and of the
 // agent's socket, which does not (nil without an agent).
-func hostIntegration(u User) (files, agent []mounts.Mount) {
+func (h host) hostIntegration(u User) (files, agent []mounts.Mount) {
 	var ms []mounts.Mount
-	if home, err := os.UserHomeDir(); err == nil {
-		xdgConfig := os.Getenv("XDG_CONFIG_HOME")
+	if home, err := h.homeDir(); err == nil {
+		xdgConfig := h.getenv("XDG_CONFIG_HOME")
 		if xdgConfig == "" {
 			xdgConfig = filepath.Join(home, ".config")
 		}
@@ -241,7 +256,7 @@ func hostIntegration(u User) (files, agent []mounts.Mount) {
 				Target: filepath.Join(u.Home, f.dst), ReadOnly: true, Optional: true})
 		}
 	}
-	sock := sshAgentSocket()
+	sock := h.sshAgentSocket()
 	if sock == "" {
 		return ms, nil
 	}
@@ -249,9 +264,12 @@ func hostIntegration(u User) (files, agent []mounts.Mount) {
 }
 
 // sshAgentSocket is the socket of the host's SSH agent, "" without one.
-func sshAgentSocket() string {
-	sock := os.Getenv("SSH_AUTH_SOCK")
-	if fi, err := os.Stat(sock); sock == "" || err != nil || fi.Mode()&os.ModeSocket == 0 {
+func (h host) sshAgentSocket() string {
+	sock := h.getenv("SSH_AUTH_SOCK")
+	if sock == "" {
+		return ""
+	}
+	if fi, err := h.stat(sock); err != nil || fi.Mode()&os.ModeSocket == 0 {
 		return ""
 	}
 	return sock
@@ -260,8 +278,8 @@ func sshAgentSocket() string {
 // certificateMounts binds the host's certificate bundle at caTarget where
 // the host trusts authorities of its own (hostCertificates), for setup
 // steps and sandboxes alike; nil elsewhere.
-func certificateMounts() []mounts.Mount {
-	if bundle := hostCertificates("/"); bundle != "" {
+func (h host) certificateMounts() []mounts.Mount {
+	if bundle := h.hostCertificates("/"); bundle != "" {
 		return []mounts.Mount{{Type: mounts.Bind, Source: bundle, Target: caTarget, ReadOnly: true}}
 	}
 	return nil
@@ -284,10 +302,10 @@ var caVariables = []string{"SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_
 // host has files in one of the directories its distribution takes local
 // authorities from; its bundle, with them, is bound read-only at
 // caTarget, and caVariables name it. "" where the host adds none.
-func hostCertificates(root string) string {
+func (h host) hostCertificates(root string) string {
 	local := slices.ContainsFunc([]string{"usr/local/share/ca-certificates", "etc/pki/ca-trust/source/anchors", "etc/ca-certificates/trust-source/anchors", "etc/pki/trust/anchors"}, func(d string) bool {
 		// One entry tells; a run reads no more.
-		f, err := os.Open(filepath.Join(root, d))
+		f, err := h.open(filepath.Join(root, d))
 		if err != nil {
 			return false
 		}
@@ -299,7 +317,7 @@ func hostCertificates(root string) string {
 		return ""
 	}
 	for _, b := range []string{"etc/ssl/certs/ca-certificates.crt", "etc/pki/tls/certs/ca-bundle.crt", "etc/ssl/ca-bundle.pem", "etc/ssl/cert.pem"} {
-		if fi, err := os.Stat(filepath.Join(root, b)); err == nil && fi.Mode().IsRegular() {
+		if fi, err := h.stat(filepath.Join(root, b)); err == nil && fi.Mode().IsRegular() {
 			return filepath.Join(root, b)
 		}
 	}
@@ -312,18 +330,18 @@ func hostCertificates(root string) string {
 // would miss it.
 func HostChecks() []rootless.Check {
 	ssh := rootless.Check{Name: "SSH agent (git over ssh inside)"}
-	if sock := sshAgentSocket(); sock != "" {
+	if sock := (host{}).sshAgentSocket(); sock != "" {
 		ssh.OK, ssh.Detail = true, "forwarded: "+sock
 	} else {
 		ssh.Detail = "SSH_AUTH_SOCK names no agent's socket: git over ssh inside asks for keys it cannot use"
 		ssh.Fix = "start an agent (eval $(ssh-agent); ssh-add) in the shell that runs devbox"
 	}
 	gpg := rootless.Check{Name: "GnuPG agent (signed commits inside)", OK: true, Detail: "none runs in GnuPG's default home: nothing to forward"}
-	if ms := gpgAgent(User{}); ms != nil {
+	if ms := (host{}).gpgAgent(User{}); ms != nil {
 		gpg.Detail = "forwarded: " + ms[0].Source
 	}
 	ca := rootless.Check{Name: "certificate authorities", OK: true, Detail: "the host trusts the public ones only, as images do"}
-	if ms := certificateMounts(); ms != nil {
+	if ms := (host{}).certificateMounts(); ms != nil {
 		ca.Detail = "the host trusts authorities of its own: its bundle " + ms[0].Source + " is at " + caTarget + " inside, named by SSL_CERT_FILE"
 	}
 	return []rootless.Check{ssh, gpg, ca}
@@ -339,26 +357,26 @@ func HostChecks() []rootless.Check {
 // host, as for the host's own gpg. Only GnuPG's default home is looked at
 // (a GNUPGHOME elsewhere names its sockets by a hash), and nothing without
 // an agent.
-func gpgAgent(u User) []mounts.Mount {
-	home, err := os.UserHomeDir()
+func (h host) gpgAgent(u User) []mounts.Mount {
+	home, err := h.homeDir()
 	if err != nil {
 		return nil
 	}
-	return gpgAgentIn(home, filepath.Join("/run/user", strconv.Itoa(os.Getuid())), u)
+	return h.gpgAgentIn(home, filepath.Join("/run/user", strconv.Itoa(os.Getuid())), u)
 }
 
 // gpgAgentIn is gpgAgent for the host's home directory and runtime
 // directory (/run/user/UID), where GnuPG puts its sockets when it exists.
-func gpgAgentIn(home, runDir string, u User) []mounts.Mount {
+func (h host) gpgAgentIn(home, runDir string, u User) []mounts.Mount {
 	gnupg := filepath.Join(home, ".gnupg")
-	if g := os.Getenv("GNUPGHOME"); g != "" && filepath.Clean(g) != gnupg {
+	if g := h.getenv("GNUPGHOME"); g != "" && filepath.Clean(g) != gnupg {
 		return nil
 	}
 	for _, sock := range []string{
 		filepath.Join(runDir, "gnupg", "S.gpg-agent.extra"),
 		filepath.Join(gnupg, "S.gpg-agent.extra"),
 	} {
-		if fi, err := os.Stat(sock); err != nil || fi.Mode()&os.ModeSocket == 0 {
+		if fi, err := h.stat(sock); err != nil || fi.Mode()&os.ModeSocket == 0 {
 			continue
 		}
 		inside := filepath.Join(u.Home, ".gnupg")
@@ -380,6 +398,7 @@ func gpgAgentIn(home, runDir string, u User) []mounts.Mount {
 // without Join gives a sandbox of its own.
 func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, join string, cleanup func(), err error) {
 	cfg := e.Config
+	h := host{inv.Inputs}
 	if inv.Root {
 		u = User{Name: "root", Home: "/root"}
 	}
@@ -387,11 +406,11 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, j
 	if err != nil {
 		return nil, "", nil, err
 	}
-	userMounts, err := configMounts(cfg)
+	userMounts, err := h.configMounts(cfg)
 	if err != nil {
 		return nil, "", nil, err
 	}
-	gpg := gpgAgent(u)
+	gpg := h.gpgAgent(u)
 	if gpg != nil {
 		// gpg wants its home private: made here, 0700, rather than by
 		// the mounts inside it.
@@ -403,6 +422,10 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, j
 	if err != nil {
 		return nil, "", nil, err
 	}
+	// The layers and the writable layer by identity: the latter changes
+	// as the sandbox runs, and a reset or a rebuild replaces them.
+	h.in.AddIdentity(view.Layers...)
+	h.in.AddIdentity(view.Upper, view.Work, view.Flat, e.Project.HomeDir(), e.Project.RootDir())
 	share := ""
 	if !running && view.Upper == e.Project.UpperDir() && e.RootFS != mounts.RootFSCopy {
 		share = e.Project.ShareSocket()
@@ -412,19 +435,19 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, j
 	}
 	tree := e.Project.Dir
 	if cfg.Shell.Workdir == "" {
-		hostHome, _ := os.UserHomeDir()
-		tree = repositoryRoot(e.Project.Dir, u.Home, hostHome)
+		hostHome, _ := h.homeDir()
+		tree = h.repositoryRoot(e.Project.Dir, u.Home, hostHome)
 	}
 	view.WorkTree = tree
 	view.WorkTreeTarget = cfg.Shell.Workdir
 	view.Home, view.HomeTarget = e.Project.HomeDir(), u.Home
 	view.HostNetworkFiles = network == rootless.NetworkHost
-	homeFiles, agent := hostIntegration(u)
+	homeFiles, agent := h.hostIntegration(u)
 	homeFiles = append(homeFiles, gpg...)
-	services := append(certificateMounts(), agent...)
+	services := append(h.certificateMounts(), agent...)
 	view.Early = append([]mounts.Mount{rootless.SudoMount()}, services...)
 	view.Extra = append(homeFiles, userMounts...)
-	if m, ok := gitDirMount(tree); ok {
+	if m, ok := h.gitDirMount(tree); ok {
 		view.Extra = append(view.Extra, m)
 	}
 	// The command starts where the user is, when that is in the mounted
@@ -451,7 +474,7 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, j
 		User:     rootless.User{Name: u.Name, Home: u.Home, Shell: "/bin/sh"},
 		Process: rootless.Process{
 			Args:           inv.Args,
-			Env:            withEnv(environment(e.Image.Config.Env, cfg, u, cwd, services, filesOf(view), "/etc/localtime"), inv.Env),
+			Env:            withEnv(environment(e.Image.Config.Env, cfg, u, cwd, services, filesOf(view, h), "/etc/localtime"), inv.Env),
 			Cwd:            cwd,
 			UID:            u.UID,
 			GID:            u.GID,
@@ -467,7 +490,7 @@ func SandboxSpec(e *Environment, u User, inv Invocation) (spec *rootless.Spec, j
 // SandboxRunning reports whether a sandbox of p runs on its writable
 // layer, the one a new run or shell joins.
 func (p *Project) SandboxRunning() bool {
-	return fsutil.Held(filepath.Join(p.StateDir, upperLock))
+	return fsutil.Held(p.UpperLock())
 }
 
 // SandboxRunningIn reports, as Project.SandboxRunning does, whether a
@@ -504,7 +527,7 @@ func rootView(e *Environment, inv Invocation) (view mounts.View, running bool, c
 		Upper: e.Project.UpperDir(), Work: e.Project.WorkDir()}
 	ephemeral := inv.Ephemeral
 	if !ephemeral && e.RootFS != mounts.RootFSCopy {
-		release, err := fsutil.TryLock(filepath.Join(e.Project.StateDir, upperLock))
+		release, err := fsutil.TryLock(e.Project.UpperLock())
 		switch {
 		case err == nil:
 			return view, false, release, nil
@@ -598,12 +621,12 @@ func (e *Environment) Ports() ([]network.Port, error) {
 // Dev Containers mount the same. A repository at or above home (a home
 // directory kept in git) is not mounted: it would bring all of the host's
 // home in, where the sandbox has a home of its own.
-func repositoryRoot(dir string, homes ...string) string {
-	if _, err := os.Lstat(filepath.Join(dir, ".git")); err == nil {
+func (h host) repositoryRoot(dir string, homes ...string) string {
+	if _, err := h.lstat(filepath.Join(dir, ".git")); err == nil {
 		return dir
 	}
 	for d := filepath.Dir(dir); ; d = filepath.Dir(d) {
-		if _, err := os.Lstat(filepath.Join(d, ".git")); err == nil {
+		if _, err := h.lstat(filepath.Join(d, ".git")); err == nil {
 			for _, h := range homes {
 				if h != "" && mounts.IsBeneath(h, d) {
 					return dir
@@ -625,9 +648,9 @@ func repositoryRoot(dir string, homes ...string) string {
 // Only a directory that names the project back is mounted (a worktree's
 // "gitdir" file, a submodule's core.worktree), so that a .git file alone
 // cannot bring any host directory in.
-func gitDirMount(project string) (mounts.Mount, bool) {
+func (h host) gitDirMount(project string) (mounts.Mount, bool) {
 	dotGit := filepath.Join(project, ".git")
-	b, err := os.ReadFile(dotGit)
+	b, err := h.readFile(dotGit)
 	if err != nil { // no .git, or the usual .git directory
 		return mounts.Mount{}, false
 	}
@@ -636,14 +659,14 @@ func gitDirMount(project string) (mounts.Mount, bool) {
 		return mounts.Mount{}, false
 	}
 	dir := resolveFrom(project, strings.TrimSpace(gitdir))
-	if back, err := os.ReadFile(filepath.Join(dir, "gitdir")); err == nil {
+	if back, err := h.readFile(filepath.Join(dir, "gitdir")); err == nil {
 		// A worktree: its directory in the repository names its .git file.
-		common, err := os.ReadFile(filepath.Join(dir, "commondir"))
-		if err != nil || !samePath(resolveFrom(dir, strings.TrimSpace(string(back))), dotGit) {
+		common, err := h.readFile(filepath.Join(dir, "commondir"))
+		if err != nil || !h.samePath(resolveFrom(dir, strings.TrimSpace(string(back))), dotGit) {
 			return mounts.Mount{}, false
 		}
 		dir = resolveFrom(dir, strings.TrimSpace(string(common)))
-	} else if wt, ok := coreWorktree(filepath.Join(dir, "config")); !ok || !samePath(resolveFrom(dir, wt), project) {
+	} else if wt, ok := h.coreWorktree(filepath.Join(dir, "config")); !ok || !h.samePath(resolveFrom(dir, wt), project) {
 		return mounts.Mount{}, false // not a submodule's directory either
 	}
 	if mounts.IsBeneath(dir, project) {
@@ -653,8 +676,8 @@ func gitDirMount(project string) (mounts.Mount, bool) {
 }
 
 // coreWorktree is core.worktree from the git config file at path.
-func coreWorktree(path string) (string, bool) {
-	b, err := os.ReadFile(path)
+func (h host) coreWorktree(path string) (string, bool) {
+	b, err := h.readFile(path)
 	if err != nil {
 		return "", false
 	}
@@ -673,9 +696,9 @@ func coreWorktree(path string) (string, bool) {
 }
 
 // samePath reports whether a and b name the same file.
-func samePath(a, b string) bool {
-	x, errA := os.Stat(a)
-	y, errB := os.Stat(b)
+func (h host) samePath(a, b string) bool {
+	x, errA := h.stat(a)
+	y, errB := h.stat(b)
 	return errA == nil && errB == nil && os.SameFile(x, y)
 }
 
@@ -689,12 +712,12 @@ func resolveFrom(dir, path string) string {
 
 // configMounts turns [[mounts]] into bind mounts; "~/" in a source is the
 // host user's home, and a relative source is relative to the project.
-func configMounts(cfg *Config) ([]mounts.Mount, error) {
+func (h host) configMounts(cfg *Config) ([]mounts.Mount, error) {
 	var ms []mounts.Mount
 	for i, m := range cfg.Mounts {
 		src := m.Source
 		if rest, ok := strings.CutPrefix(src, "~/"); ok {
-			home, err := os.UserHomeDir()
+			home, err := h.homeDir()
 			if err != nil {
 				return nil, err
 			}
@@ -702,7 +725,7 @@ func configMounts(cfg *Config) ([]mounts.Mount, error) {
 		} else {
 			src = resolveFrom(cfg.Dir(), src)
 		}
-		if _, err := os.Stat(src); err != nil {
+		if _, err := h.stat(src); err != nil {
 			return nil, fmt.Errorf("%s: mounts[%d].source: %s does not exist on the host", displayName(cfg.Path), i, src)
 		}
 		ms = append(ms, mounts.Mount{Type: mounts.Bind, Source: src, Target: path.Clean(m.Target), ReadOnly: m.ReadOnly, Recursive: true})
@@ -807,10 +830,10 @@ func environment(imageEnv []string, cfg *Config, u User, cwd string, services []
 		return v, ok
 	}
 	for _, k := range slices.Sorted(maps.Keys(cfg.Env)) {
-		set(k, expandEnvRefs(cfg.Env[k], os.LookupEnv, container))
+		set(k, expandEnvRefs(cfg.Env[k], img.h.lookupEnv, container))
 	}
 	for _, k := range hostEnv {
-		if v, ok := os.LookupEnv(k); ok {
+		if v, ok := img.h.lookupEnv(k); ok {
 			switch k {
 			case "LANG", "LC_ALL":
 				v = localeFor(v, img)

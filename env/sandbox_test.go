@@ -66,7 +66,7 @@ func TestGitDirMount(t *testing.T) {
 		{"another worktree's directory", borrowed, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			m, ok := gitDirMount(tt.project)
+			m, ok := (host{}).gitDirMount(tt.project)
 			if tt.want == "" {
 				if ok {
 					t.Errorf("got %+v, want no mount", m)
@@ -114,7 +114,7 @@ func TestRepositoryRoot(t *testing.T) {
 		{"no repository", plain, plain},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := repositoryRoot(tt.dir, "/nonexistent-home", home); got != tt.want {
+			if got := (host{}).repositoryRoot(tt.dir, "/nonexistent-home", home); got != tt.want {
 				t.Errorf("repositoryRoot(%s) = %s, want %s", tt.dir, got, tt.want)
 			}
 		})
@@ -154,7 +154,7 @@ func TestGPGAgent(t *testing.T) {
 	}
 	u := User{Name: "u", Home: "/home/u"}
 	t.Setenv("GNUPGHOME", "")
-	if ms := gpgAgentIn(home, run, u); ms != nil {
+	if ms := (host{}).gpgAgentIn(home, run, u); ms != nil {
 		t.Errorf("without an agent: %+v", ms)
 	}
 	listen := func(path string) {
@@ -166,7 +166,7 @@ func TestGPGAgent(t *testing.T) {
 		t.Cleanup(func() { ln.Close() })
 	}
 	listen(filepath.Join(gnupg, "S.gpg-agent.extra"))
-	ms := gpgAgentIn(home, run, u)
+	ms := (host{}).gpgAgentIn(home, run, u)
 	if len(ms) != 3 || ms[0].Source != filepath.Join(gnupg, "S.gpg-agent.extra") || ms[0].Target != "/home/u/.gnupg/S.gpg-agent" || ms[0].ReadOnly {
 		t.Fatalf("with the agent in ~/.gnupg: %+v", ms)
 	}
@@ -176,11 +176,11 @@ func TestGPGAgent(t *testing.T) {
 		}
 	}
 	listen(filepath.Join(run, "gnupg", "S.gpg-agent.extra"))
-	if ms := gpgAgentIn(home, run, u); len(ms) == 0 || ms[0].Source != filepath.Join(run, "gnupg", "S.gpg-agent.extra") {
+	if ms := (host{}).gpgAgentIn(home, run, u); len(ms) == 0 || ms[0].Source != filepath.Join(run, "gnupg", "S.gpg-agent.extra") {
 		t.Errorf("with the agent in the runtime directory: %+v", ms)
 	}
 	t.Setenv("GNUPGHOME", filepath.Join(home, "elsewhere"))
-	if ms := gpgAgentIn(home, run, u); ms != nil {
+	if ms := (host{}).gpgAgentIn(home, run, u); ms != nil {
 		t.Errorf("with another GNUPGHOME: %+v", ms)
 	}
 }

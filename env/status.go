@@ -143,7 +143,7 @@ func orDefault(s, def string) string {
 // Reset discards the project's writable layer (and its home, with home),
 // so that the next sandbox starts from the image and the steps alone.
 func (p *Project) Reset(home bool) error {
-	release, err := fsutil.TryLock(filepath.Join(p.StateDir, "lock"))
+	release, err := fsutil.TryLock(p.Lock())
 	if errors.Is(err, fsutil.ErrLocked) {
 		return ErrInUse
 	}

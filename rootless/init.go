@@ -17,7 +17,7 @@ import (
 
 // The file descriptors Run passes to the sandbox's pid 1.
 const (
-	fdSpec = 3 // the Spec, as JSON
+	fdSpec = 3 // the Spec (from the front: the user's environment)
 	fdSync = 4 // messages to the parent
 	fdPty  = 5 // a socket to send the terminal's master side over
 )
@@ -31,8 +31,9 @@ func IsInit() bool { return os.Getenv(initEnv) != "" }
 // reaps every process, and returns the command's exit status for main to
 // exit with.
 func Init() int {
-	switch kind := os.Getenv(initEnv); kind {
-	case "1":
+	kind := os.Getenv(initEnv)
+	switch kind {
+	case "1", frontStage:
 	case stageAwaitIDMap:
 		return awaitIDMap()
 	default:
@@ -58,39 +59,66 @@ func Init() int {
 		sendMessage(syncPipe, message{Type: msgSetupError, Error: err.Error()})
 		return 1
 	}
-	var spec Spec
-	specFile := os.NewFile(fdSpec, "spec")
-	data, err := io.ReadAll(specFile)
-	if err == nil {
-		err = spec.UnmarshalBinary(data)
+	var spec *Spec
+	// The project's locks of a pid 1 the front started, held until the
+	// sandbox's last process is gone: the front returns then, and so
+	// does the CLI with the locks it holds (while the kernel tears the
+	// namespaces down).
+	var held []func()
+	exited := func(status int) {
+		for _, release := range held {
+			release()
+		}
+		sendMessage(syncPipe, message{Type: msgExited, Status: status})
 	}
-	if err != nil {
-		return fail(fmt.Errorf("read spec: %w", err))
+	if kind == frontStage {
+		// Whatever stands in the way, the CLI runs the command instead,
+		// and says what went wrong where something did.
+		var err error
+		if spec, held, err = frontSpec(os.Args[1:], os.NewFile(fdSpec, "environment")); err != nil {
+			sendMessage(syncPipe, message{Type: msgFallback, Error: err.Error()})
+			return 0
+		}
+		fail = func(err error) int {
+			sendMessage(syncPipe, message{Type: msgFallback, Error: err.Error()})
+			return 0
+		}
+	} else {
+		spec = new(Spec)
+		specFile := os.NewFile(fdSpec, "spec")
+		data, err := io.ReadAll(specFile)
+		if err == nil {
+			err = spec.UnmarshalBinary(data)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("read spec: %w", err))
+		}
+		specFile.Close()
 	}
-	specFile.Close()
 	// The directory of the joiners' socket, opened while the host's is at
 	// hand; the socket is made once the command runs, off its way.
 	shareDir := -1
 	if spec.Share != "" {
+		var err error
 		if shareDir, err = unix.Open(filepath.Dir(spec.Share), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
 			return fail(&os.PathError{Op: "open", Path: filepath.Dir(spec.Share), Err: err})
 		}
 	}
-	if err := setup(&spec); err != nil {
+	if err := setup(spec); err != nil {
 		return fail(err)
 	}
-	stdio, err := openStdio(&spec)
+	stdio, err := openStdio(spec)
 	if err != nil {
 		return fail(err)
 	}
 	<-handled
-	pid, status, err := startCommand(&spec, stdio, false)
+	pid, status, err := startCommand(spec, stdio, false)
 	if err != nil && status != 0 {
 		// The command could not be executed: say why on its stderr, and
 		// exit as a shell would (127 not found, 126 not executable).
 		fmt.Fprintf(stdio[2], "devbox: %v\n", err)
 		sendMessage(syncPipe, message{Type: msgStarted})
-		sendMessage(syncPipe, message{Type: msgExited, Status: status})
+		exited(status)
 		return status
 	}
 	if err != nil {
@@ -100,7 +128,7 @@ func Init() int {
 	for _, f := range stdio {
 		f.Close()
 	}
-	j := newJoined(&spec)
+	j := newJoined(spec)
 	if shareDir >= 0 || spec.Sudo {
 		go j.serve(shareDir, filepath.Base(spec.Share), spec.Sudo)
 	}
@@ -109,7 +137,7 @@ func Init() int {
 	})
 	// Everything in the sandbox is gone: the parent may return now, while
 	// the kernel tears the namespaces down as this process exits.
-	sendMessage(syncPipe, message{Type: msgExited, Status: status})
+	exited(status)
 	return status
 }
 

@@ -33,6 +33,10 @@ func UseInitProgram(data []byte, sum string, dir func() (string, error)) {
 	initProg.data, initProg.sum, initProg.dir = data, sum, dir
 }
 
+// InitExecutable is the path Start executes as pid 1 (a Front record's
+// Init).
+func InitExecutable() string { return initExecutable() }
+
 // initExecutable is the path Start executes as pid 1.
 func initExecutable() string {
 	if initProg.data == nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/devboxhq/devbox/env"
 	"github.com/devboxhq/devbox/image"
@@ -146,6 +147,7 @@ func runInSandbox(ctx context.Context, f *Factory, req sandboxRequest) error {
 	if f.IO.OutFile == nil || f.IO.ErrFile == nil {
 		return errors.New("the sandbox needs file-backed standard output and error")
 	}
+	start := time.Now()
 	launch, stdio := usualLaunch(f)
 	// The sandbox's pid 1 starts up, a process of its own on another core,
 	// while devbox.toml is read and the environment prepared; then it waits
@@ -206,6 +208,10 @@ func runInSandbox(ctx context.Context, f *Factory, req sandboxRequest) error {
 			inv.Rows, inv.Cols = ws.Row, ws.Col
 		}
 	}
+	front := frontRequest(req, launch, want)
+	if front {
+		inv.Inputs = &env.Inputs{}
+	}
 	spec, join, cleanup, err := env.SandboxSpec(e, env.CurrentUser(), inv)
 	if err != nil {
 		return err
@@ -216,6 +222,12 @@ func runInSandbox(ctx context.Context, f *Factory, req sandboxRequest) error {
 		return err
 	}
 	defer release()
+	if front && join == "" && spec.Share != "" {
+		// The next such run here is the front's. A record that cannot be
+		// written (a full disk) costs that run its speed, nothing else:
+		// the command runs regardless, and says nothing of it.
+		_ = saveFront(f, e, spec, inv.Inputs, wd, start)
+	}
 	if join != "" {
 		// Another terminal's sandbox of this project runs: the command
 		// runs in it, beside what runs there already.

@@ -1,0 +1,583 @@
+/*
+ * devbox's front: the code a warm `devbox run` executes instead of the Go
+ * runtime. See doc.go for why it exists and what it may do.
+ *
+ * It runs first in the process, from the ELF entry point (entry_amd64.s),
+ * before the Go runtime: no libc, no heap, no threads. It is compiled
+ * freestanding into an object without relocations (the Makefile checks),
+ * which Go's own linker can link: every function is inlined into
+ * devbox_front, and every constant lives in .text.
+ *
+ * devbox_front returns 0 to let the Go runtime start, as it does for every
+ * other command and whenever the fast path does not apply or gives up; it
+ * does not return once the sandbox's command has started.
+ */
+
+#define INLINE static inline __attribute__((always_inline))
+/* Constant data in .text: the object then has no relocations. */
+#define TEXT __attribute__((section(".text#")))
+
+typedef unsigned long u64;
+typedef long i64;
+
+enum {
+	SYS_read = 0, SYS_write = 1, SYS_open = 2, SYS_close = 3, SYS_poll = 7,
+	SYS_rt_sigprocmask = 14, SYS_ioctl = 16, SYS_access = 21, SYS_dup2 = 33,
+	SYS_getpid = 39, SYS_clone = 56, SYS_execve = 59, SYS_exit = 60,
+	SYS_stat = 4, SYS_sendto = 44, SYS_shutdown = 48, SYS_socketpair = 53,
+	SYS_wait4 = 61, SYS_kill = 62, SYS_fcntl = 72,
+	SYS_flock = 73, SYS_getcwd = 79, SYS_getuid = 102, SYS_getgid = 104,
+	SYS_setpgid = 109, SYS_capget = 125, SYS_capset = 126,
+	SYS_prctl = 157, SYS_exit_group = 231, SYS_signalfd4 = 289,
+	SYS_pipe2 = 293, SYS_close_range = 436,
+};
+
+enum {
+	CLONE_NEWNS = 0x00020000, CLONE_NEWUTS = 0x04000000,
+	CLONE_NEWIPC = 0x08000000, CLONE_NEWUSER = 0x10000000,
+	CLONE_NEWPID = 0x20000000,
+	SIGHUP = 1, SIGINT = 2, SIGQUIT = 3, SIGKILL = 9, SIGTERM = 15,
+	SIGCHLD = 17,
+	O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CLOEXEC = 02000000,
+	TCGETS = 0x5401, SIG_BLOCK = 0, SIG_SETMASK = 2,
+	PR_SET_PDEATHSIG = 1, PR_CAP_AMBIENT = 47, PR_CAP_AMBIENT_RAISE = 2,
+	POLLIN = 1, POLLHUP = 0x10, X_OK = 1, EINTR = 4, F_GETFD = 1, F_SETFD = 2,
+	LOCK_SH = 1, LOCK_NB = 4, F_DUPFD_CLOEXEC = 1030, AF_UNIX = 1,
+	SOCK_STREAM = 1, MSG_NOSIGNAL = 0x4000, SHUT_WR = 1,
+};
+
+INLINE i64 sys6(i64 n, i64 a, i64 b, i64 c, i64 d, i64 e, i64 f) {
+	register i64 r10 __asm__("r10") = d;
+	register i64 r8 __asm__("r8") = e;
+	register i64 r9 __asm__("r9") = f;
+	i64 r;
+	__asm__ volatile("syscall"
+			 : "=a"(r)
+			 : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+			 : "rcx", "r11", "memory");
+	return r;
+}
+#define sys(n, a, b, c) sys6(n, (i64)(a), (i64)(b), (i64)(c), 0, 0, 0)
+
+INLINE int streq(const char *a, const char *b) {
+	while (*a && *a == *b)
+		a++, b++;
+	return *a == *b;
+}
+
+INLINE int has_prefix(const char *s, const char *p) {
+	while (*p)
+		if (*s++ != *p++)
+			return 0;
+	return 1;
+}
+
+INLINE u64 slen(const char *s) {
+	u64 n = 0;
+	while (s[n])
+		n++;
+	return n;
+}
+
+/* The value of NAME in envp, or 0. */
+INLINE const char *getenv_(char **envp, const char *name_eq) {
+	for (; *envp; envp++)
+		if (has_prefix(*envp, name_eq))
+			return *envp + slen(name_eq);
+	return 0;
+}
+
+/* Appends s to the buffer b of size n at *at; 0 when it does not fit. */
+INLINE int append(char *b, u64 n, u64 *at, const char *s) {
+	u64 l = slen(s);
+	if (*at + l >= n)
+		return 0;
+	for (u64 i = 0; i < l; i++)
+		b[*at + i] = s[i];
+	*at += l;
+	b[*at] = 0;
+	return 1;
+}
+
+INLINE void append_uint(char *b, u64 *at, u64 v) {
+	char d[24];
+	int n = 0;
+	do {
+		d[n++] = '0' + v % 10;
+		v /= 10;
+	} while (v);
+	while (n)
+		b[(*at)++] = d[--n];
+	b[*at] = 0;
+}
+
+INLINE int write_file(const char *path, const char *data, u64 len) {
+	i64 fd = sys(SYS_open, path, O_WRONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	i64 n = sys(SYS_write, fd, data, len);
+	sys(SYS_close, fd, 0, 0);
+	return n == (i64)len;
+}
+
+/* The single-id maps of a sandbox: the user's uid and gid to themselves. */
+INLINE int write_maps(i64 pid) {
+	TEXT static const char proc[] = "/proc/", uidf[] = "/uid_map",
+			       gidf[] = "/gid_map", groupsf[] = "/setgroups",
+			       deny[] = "deny", one[] = " 1\n";
+	char path[64], line[64];
+	u64 at, base, n;
+	at = 0;
+	append(path, sizeof path, &at, proc);
+	append_uint(path, &at, (u64)pid);
+	base = at;
+
+	n = 0;
+	append_uint(line, &n, (u64)sys(SYS_getuid, 0, 0, 0));
+	line[n++] = ' ';
+	append_uint(line, &n, (u64)sys(SYS_getuid, 0, 0, 0));
+	append(line, sizeof line, &n, one);
+	append(path, sizeof path, &at, uidf);
+	if (!write_file(path, line, n))
+		return 0;
+
+	at = base;
+	append(path, sizeof path, &at, groupsf);
+	if (!write_file(path, deny, 4))
+		return 0;
+
+	n = 0;
+	append_uint(line, &n, (u64)sys(SYS_getgid, 0, 0, 0));
+	line[n++] = ' ';
+	append_uint(line, &n, (u64)sys(SYS_getgid, 0, 0, 0));
+	append(line, sizeof line, &n, one);
+	at = base;
+	append(path, sizeof path, &at, gidf);
+	return write_file(path, line, n);
+}
+
+/* The directory devbox runs in, as Go's os.Getwd names it: $PWD when
+ * that is the working directory (a path through a symlink stays so),
+ * else the kernel's. 0 when it does not fit. */
+INLINE int getwd_(char **envp, char *b, u64 n) {
+	TEXT static const char pwd[] = "PWD=", dot[] = ".";
+	const char *p = getenv_(envp, pwd);
+	if (p && p[0] == '/') {
+		u64 a[18], c[18]; /* struct stat: st_dev, then st_ino */
+		if (sys(SYS_stat, p, a, 0) == 0 && sys(SYS_stat, dot, c, 0) == 0 && a[0] == c[0] && a[1] == c[1]) {
+			u64 at = 0;
+			return append(b, n, &at, p);
+		}
+	}
+	return sys(SYS_getcwd, b, n, 0) > 0;
+}
+
+/* The lock of the writable layer of the project whose record is the one
+ * of a run in cwd (rootless.FrontPath, plus ".lock": a link that devbox
+ * writes beside the record), or -1 without a record. */
+INLINE i64 record_lock(char **envp, const char *cwd) {
+	TEXT static const char xdg[] = "XDG_DATA_HOME=", home[] = "HOME=",
+			       share[] = "/.local/share", front[] = "/devbox/front/",
+			       lock[] = ".lock", hex[] = "0123456789abcdef";
+	char path[4096];
+	u64 at = 0;
+	const char *x = getenv_(envp, xdg), *h = getenv_(envp, home);
+	if (x && x[0] == '/') {
+		if (!append(path, sizeof path, &at, x))
+			return -1;
+	} else if (!h || !append(path, sizeof path, &at, h) || !append(path, sizeof path, &at, share)) {
+		return -1;
+	}
+	if (!append(path, sizeof path, &at, front))
+		return -1;
+	/* FNV-1a, 64 bits, in hexadecimal without leading zeros. */
+	u64 hash = 0xcbf29ce484222325UL;
+	for (const char *c = cwd; *c; c++)
+		hash = (hash ^ (unsigned char)*c) * 0x100000001b3UL;
+	char digits[16];
+	int n = 0;
+	do {
+		digits[n++] = hex[hash & 15];
+		hash >>= 4;
+	} while (hash);
+	if (at + n + sizeof lock >= sizeof path)
+		return -1;
+	while (n)
+		path[at++] = digits[--n];
+	path[at] = 0;
+	append(path, sizeof path, &at, lock);
+	return sys(SYS_open, path, O_RDONLY | O_CLOEXEC, 0);
+}
+
+struct cap_header {
+	unsigned int version;
+	int pid;
+};
+struct cap_data {
+	unsigned int effective, permitted, inheritable;
+};
+
+/* pid 1's side of the clone: what rootless.sysProcAttr asks of Go's
+ * ForkExec for a single-id sandbox without a terminal, then the exec. */
+INLINE void child(int maps_r, int sync_w, int env_r, const char *prog,
+		  char **argv, u64 *oldmask) {
+	TEXT static const char marker[] = "_DEVBOX_SANDBOX_INIT=front",
+			       procs[] = "GOMAXPROCS=2", name[] = "devbox-init";
+	char b;
+	sys6(SYS_rt_sigprocmask, SIG_SETMASK, (i64)oldmask, 0, 8, 0, 0);
+	/* The maps are written once this read returns. */
+	if (sys(SYS_read, maps_r, &b, 1) != 1)
+		sys(SYS_exit, 125, 0, 0);
+	/* Its own process group, as without a terminal Go's Setpgid gives:
+	 * a Ctrl-C reaches the command once, forwarded. */
+	sys(SYS_setpgid, 0, 0, 0);
+	/* If devbox dies, pid 1 dies, and with it the sandbox. (Its parent
+	 * is outside its pid namespace: getppid says 0, dead or alive.) */
+	sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0);
+	/* pid 1 keeps the namespace's capabilities across the exec, as
+	 * ambient ones (rootless.asUser). */
+	struct cap_header h = {0x20080522, 0};
+	struct cap_data d[2];
+	if (sys(SYS_capget, &h, d, 0) != 0)
+		sys(SYS_exit, 125, 0, 0);
+	d[0].inheritable = d[0].permitted;
+	d[1].inheritable = d[1].permitted;
+	if (sys(SYS_capset, &h, d, 0) != 0)
+		sys(SYS_exit, 125, 0, 0);
+	for (int c = 0; c < 64; c++)
+		if (sys6(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0, 0) != 0)
+			break;
+	/* The descriptors pid 1 expects: the streams, fd 3 for the user's
+	 * environment (where the CLI's pid 1 reads its spec) and fd 4 for
+	 * its messages; nothing else. */
+	i64 e = sys(SYS_fcntl, env_r, F_DUPFD_CLOEXEC, 10);
+	i64 m = sys(SYS_fcntl, sync_w, F_DUPFD_CLOEXEC, 10);
+	if (e < 0 || m < 0 || sys(SYS_dup2, e, 3, 0) != 3 || sys(SYS_dup2, m, 4, 0) != 4)
+		sys(SYS_exit, 125, 0, 0);
+	sys(SYS_close_range, 5, ~0U, 0);
+	/* argv: devbox-init, then devbox's arguments from "run" on. Its
+	 * environment is what the CLI gives pid 1: the user's comes on fd 3,
+	 * for pid 1 to compare with the record's, and stays out of
+	 * /proc/1/environ, where the sandbox could read it. */
+	int argc = 0;
+	while (argv[argc])
+		argc++;
+	char *nargv[argc + 1];
+	char *nenvp[3] = {(char *)marker, (char *)procs, 0};
+	nargv[0] = (char *)name;
+	for (int i = 1; i <= argc; i++)
+		nargv[i] = argv[i];
+	sys(SYS_execve, prog, nargv, nenvp);
+	sys(SYS_exit, 125, 0, 0);
+}
+
+/* Sends the environment, each entry NUL-terminated, then its end. */
+INLINE int send_env(int fd, char **envp) {
+	for (; *envp; envp++) {
+		const char *p = *envp;
+		u64 n = slen(p) + 1;
+		while (n) {
+			i64 w = sys6(SYS_sendto, fd, (i64)p, n, MSG_NOSIGNAL, 0, 0);
+			if (w == -EINTR)
+				continue;
+			if (w <= 0)
+				return 0;
+			p += w;
+			n -= (u64)w;
+		}
+	}
+	return sys(SYS_shutdown, fd, SHUT_WR, 0) == 0;
+}
+
+/* pid 1's messages (rootless/messages.go): a uvarint length, then the
+ * type as a uvarint-prefixed string, the status as a zigzag varint and the
+ * error as a string. */
+INLINE int uvarint(const unsigned char *b, u64 n, u64 *at, u64 *v) {
+	*v = 0;
+	for (int shift = 0; *at < n && shift < 64; shift += 7) {
+		unsigned char c = b[(*at)++];
+		*v |= (u64)(c & 0x7f) << shift;
+		if (!(c & 0x80))
+			return 1;
+	}
+	return 0;
+}
+
+enum { MSG_NONE, MSG_STARTED, MSG_WAITING, MSG_EXITED, MSG_OTHER };
+
+/* Parses one message at the start of b[0:n]: its length in *used (0 while
+ * incomplete), its kind and status. */
+INLINE int message(const unsigned char *b, u64 n, u64 *used, i64 *status) {
+	TEXT static const char started[] = "started", waiting[] = "waiting",
+			       exited[] = "exited";
+	u64 at = 0, len, tlen, zz;
+	*used = 0;
+	if (!uvarint(b, n, &at, &len) || n - at < len)
+		return MSG_NONE;
+	u64 end = at + len;
+	*used = end;
+	if (!uvarint(b, end, &at, &tlen) || end - at < tlen)
+		return MSG_OTHER;
+	const unsigned char *t = b + at;
+	at += tlen;
+	if (!uvarint(b, end, &at, &zz))
+		return MSG_OTHER;
+	*status = (i64)(zz >> 1) ^ -(i64)(zz & 1);
+	const char *want[3] = {started, waiting, exited};
+	for (int k = 0; k < 3; k++) {
+		u64 wl = slen(want[k]);
+		if (wl != tlen)
+			continue;
+		u64 i = 0;
+		while (i < wl && t[i] == (unsigned char)want[k][i])
+			i++;
+		if (i == wl)
+			return MSG_STARTED + k;
+	}
+	return MSG_OTHER;
+}
+
+INLINE int isatty_(int fd) {
+	char t[64];
+	return sys(SYS_ioctl, fd, TCGETS, t) == 0;
+}
+
+/* After the command exits while commands that joined the sandbox run:
+ * the streams that are not a terminal go to /dev/null, so that a pipe's
+ * other end sees its end (rootless.Sandbox.releaseStreams). */
+INLINE void release_streams(void) {
+	TEXT static const char null[] = "/dev/null";
+	i64 fd = sys(SYS_open, null, O_RDWR | O_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	for (int i = 0; i < 3; i++)
+		if (!isatty_(i))
+			sys(SYS_dup2, fd, i, 0);
+	sys(SYS_close, fd, 0, 0);
+}
+
+INLINE void notice(i64 n) {
+	TEXT static const char a[] = "devbox: waiting for the ",
+			       b[] = " other command(s) in this sandbox, which joined it; Ctrl-C stops them\n";
+	char line[160];
+	u64 at = 0;
+	if (!isatty_(2))
+		return;
+	append(line, sizeof line, &at, a);
+	append_uint(line, &at, (u64)n);
+	append(line, sizeof line, &at, b);
+	sys(SYS_write, 2, line, at);
+}
+
+struct pollfd_ {
+	int fd;
+	short events, revents;
+};
+
+struct siginfo_ {
+	unsigned int signo;
+	char rest[124];
+};
+
+/* Waits for pid 1 and returns as rootless.exitStatus does. */
+INLINE i64 wait_status(i64 pid) {
+	int ws = 0;
+	while (sys6(SYS_wait4, pid, (i64)&ws, 0, 0, 0, 0) == -EINTR)
+		;
+	if ((ws & 0x7f) == 0)
+		return (ws >> 8) & 0xff;
+	return 128 + (ws & 0x7f);
+}
+
+long devbox_front(long *sp) {
+	TEXT static const char run[] = "run", dashdash[] = "--",
+			       xdg[] = "XDG_CACHE_HOME=", home[] = "HOME=",
+			       cache[] = "/.cache", initdir[] = "/devbox/init/",
+			       initname[] = DEVBOX_INIT_NAME,
+			       off[] = "DEVBOX_FRONT=", zero[] = "0",
+			       init[] = "_DEVBOX_SANDBOX_INIT=";
+	long argc = sp[0];
+	char **argv = (char **)(sp + 1);
+	char **envp = argv + argc + 1;
+
+	/* devbox run [--] COMMAND...: options, a terminal, a re-executed
+	 * devbox, or DEVBOX_FRONT=0 leave the command to the Go program. */
+	if (argc < 3 || !streq(argv[1], run))
+		return 0;
+	if (streq(argv[2], dashdash) ? argc < 4 : argv[2][0] == '-')
+		return 0;
+	const char *o = getenv_(envp, off);
+	if (o && streq(o, zero))
+		return 0;
+	if (getenv_(envp, init))
+		return 0;
+	/* The streams must be open (devbox gives a closed stdin /dev/null,
+	 * and refuses a closed stdout or stderr), stdin no terminal. */
+	for (int fd = 0; fd < 3; fd++)
+		if (sys(SYS_fcntl, fd, F_GETFD, 0) < 0)
+			return 0;
+	if (isatty_(0))
+		return 0;
+
+	/* pid 1's program, where devbox keeps its copy (rootless
+	 * UseInitProgram): $XDG_CACHE_HOME/devbox/init, or ~/.cache's. */
+	char prog[4096];
+	u64 at = 0;
+	const char *x = getenv_(envp, xdg), *h = getenv_(envp, home);
+	if (x && x[0] == '/') {
+		if (!append(prog, sizeof prog, &at, x))
+			return 0;
+	} else if (h && h[0]) {
+		if (!append(prog, sizeof prog, &at, h) || !append(prog, sizeof prog, &at, cache))
+			return 0;
+	} else {
+		return 0;
+	}
+	if (!append(prog, sizeof prog, &at, initdir) || !append(prog, sizeof prog, &at, initname))
+		return 0;
+	if (sys(SYS_access, prog, X_OK, 0) != 0)
+		return 0;
+	/* Without a record here, or while the project's sandbox runs (the
+	 * command joins it), the Go program runs the command. */
+	char cwd[4096];
+	if (!getwd_(envp, cwd, sizeof cwd))
+		return 0;
+	i64 lk = record_lock(envp, cwd);
+	if (lk < 0)
+		return 0;
+	i64 busy = sys(SYS_flock, lk, LOCK_SH | LOCK_NB, 0);
+	sys(SYS_close, lk, 0, 0);
+	if (busy != 0)
+		return 0;
+
+	int syncp[2], mapsp[2], envs[2];
+	if (sys(SYS_pipe2, syncp, O_CLOEXEC, 0) != 0)
+		return 0;
+	if (sys(SYS_pipe2, mapsp, O_CLOEXEC, 0) != 0) {
+		sys(SYS_close, syncp[0], 0, 0);
+		sys(SYS_close, syncp[1], 0, 0);
+		return 0;
+	}
+	if (sys6(SYS_socketpair, AF_UNIX, SOCK_STREAM | O_CLOEXEC, 0, (i64)envs, 0, 0) != 0) {
+		for (int i = 0; i < 2; i++) {
+			sys(SYS_close, syncp[i], 0, 0);
+			sys(SYS_close, mapsp[i], 0, 0);
+		}
+		return 0;
+	}
+	/* The forwarded signals, read from a signalfd from here on; the
+	 * child restores the mask before its exec, and so does a fallback
+	 * before the Go runtime starts. */
+	u64 mask = (1UL << (SIGINT - 1)) | (1UL << (SIGTERM - 1)) |
+		   (1UL << (SIGHUP - 1)) | (1UL << (SIGQUIT - 1));
+	u64 oldmask = 0;
+	sys6(SYS_rt_sigprocmask, SIG_BLOCK, (i64)&mask, (i64)&oldmask, 8, 0, 0);
+	i64 sigfd = sys6(SYS_signalfd4, -1, (i64)&mask, 8, O_CLOEXEC, 0, 0);
+	i64 pid = -1;
+	if (sigfd >= 0)
+		pid = sys6(SYS_clone, CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD, 0, 0, 0, 0, 0);
+	if (pid == 0)
+		child(mapsp[0], syncp[1], envs[1], prog, argv, &oldmask);
+	sys(SYS_close, mapsp[0], 0, 0);
+	sys(SYS_close, syncp[1], 0, 0);
+	sys(SYS_close, envs[1], 0, 0);
+	char go = 1;
+	int ok = pid > 0 && write_maps(pid) && sys(SYS_write, mapsp[1], &go, 1) == 1;
+	sys(SYS_close, mapsp[1], 0, 0);
+	ok = ok && send_env(envs[0], envp);
+	sys(SYS_close, envs[0], 0, 0);
+
+	/* Messages until the command's status; anything else before the
+	 * command started hands the command to the Go program. */
+	unsigned char buf[4096];
+	u64 have = 0;
+	int started = 0;
+	unsigned int early = 0; /* a signal before the command started */
+	i64 waiting = 0;
+	int timeout = -1;
+	while (ok) {
+		struct pollfd_ fds[2] = {{syncp[0], POLLIN, 0}, {(int)sigfd, POLLIN, 0}};
+		i64 r = sys(SYS_poll, fds, 2, timeout);
+		if (r == -EINTR)
+			continue;
+		if (r < 0)
+			break;
+		if (r == 0) {
+			timeout = -1;
+			notice(waiting);
+			continue;
+		}
+		if (fds[1].revents & POLLIN) {
+			struct siginfo_ si;
+			if (sys(SYS_read, sigfd, &si, sizeof si) == sizeof si) {
+				sys(SYS_kill, pid, si.signo, 0);
+				if (!started)
+					early = si.signo;
+			}
+		}
+		if (!(fds[0].revents & (POLLIN | POLLHUP)))
+			continue;
+		i64 n = sys(SYS_read, syncp[0], buf + have, sizeof buf - have);
+		if (n <= 0) {
+			if (!started)
+				break;
+			/* pid 1 died without its report. */
+			sys(SYS_exit_group, wait_status(pid), 0, 0);
+		}
+		have += (u64)n;
+		for (;;) {
+			u64 used;
+			i64 status = 0;
+			int kind = message(buf, have, &used, &status);
+			if (kind == MSG_NONE)
+				break;
+			for (u64 i = used; i < have; i++)
+				buf[i - used] = buf[i];
+			have -= used;
+			switch (kind) {
+			case MSG_STARTED:
+				started = 1;
+				break;
+			case MSG_WAITING:
+				release_streams();
+				waiting = status;
+				timeout = 500;
+				break;
+			case MSG_EXITED:
+				/* pid 1 reaped every process of the sandbox; the
+				 * kernel tears its namespaces down without us. */
+				sys(SYS_exit_group, status, 0, 0);
+				break;
+			default:
+				if (!started)
+					ok = 0;
+			}
+			if (!ok)
+				break;
+		}
+		if (have == sizeof buf)
+			break;
+	}
+	if (started) {
+		/* Unreachable in practice: a broken report after the start. */
+		sys(SYS_kill, pid, SIGKILL, 0);
+		sys(SYS_exit_group, wait_status(pid), 0, 0);
+	}
+	/* Fallback: pid 1 is gone or told us to go on; so is everything this
+	 * code made, and the Go runtime starts as if it had not run. Unless
+	 * the user interrupted devbox meanwhile: then it ends, as the signal
+	 * would have ended the Go program before its command started. */
+	if (pid > 0) {
+		sys(SYS_kill, pid, SIGKILL, 0);
+		wait_status(pid);
+	}
+	sys(SYS_close, syncp[0], 0, 0);
+	if (sigfd >= 0)
+		sys(SYS_close, sigfd, 0, 0);
+	sys6(SYS_rt_sigprocmask, SIG_SETMASK, (i64)&oldmask, 0, 8, 0, 0);
+	if (early) {
+		sys(SYS_kill, sys(SYS_getpid, 0, 0, 0), early, 0);
+		sys(SYS_exit_group, 128 + early, 0, 0);
+	}
+	return 0;
+}

@@ -1,0 +1,397 @@
+package rootless
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/devboxhq/devbox/internal/fsutil"
+	"github.com/devboxhq/devbox/internal/wire"
+	"golang.org/x/sys/unix"
+)
+
+// A warm `devbox run` skips the Go CLI: devbox's front (internal/front), C
+// code that runs from the executable's entry point before the Go runtime,
+// creates the sandbox's pid 1 as Start would and hands it devbox's command
+// line. pid 1 then takes its Spec from the Front record that the last
+// run in that directory left, which holds the Spec and everything the CLI
+// read to make it, and checks that none of it changed. When anything did,
+// or the record is missing, pid 1 says so (msgFallback) and exits, and the
+// CLI runs as it always does and writes a new record.
+
+// frontStage is the value of initEnv in a pid 1 that the front started.
+const frontStage = "front"
+
+// msgFallback is pid 1's answer to the front when it cannot run the
+// command from the record: the CLI is to run it.
+const msgFallback msgType = "fallback"
+
+// frontVersion starts an encoded Front record.
+const frontVersion = 1
+
+// Front is what a warm `devbox run` in one directory needs without the
+// CLI: the Spec of the last run there, and what the CLI read to make it.
+type Front struct {
+	// Init is pid 1's program (the Spec's sudo is bound from it): a
+	// record another devbox version wrote is not used.
+	Init string
+	// Kernel is the kernel release the root filesystem was chosen for.
+	Kernel   string
+	UID, GID uint32
+	// Cwd is the directory devbox ran in. EnvNames are the variables
+	// the CLI read (a name ending in "*" stands for every one it
+	// begins), and Env hashes their values (EnvHash).
+	Cwd      string
+	EnvNames []string
+	Env      uint64
+	// Inputs are the files and directories the CLI read or looked for,
+	// with what they were: a change to any (a new inode, size, time or
+	// mode, or one that appeared or went) makes the record stale.
+	Inputs []Input
+	// Scripts are devbox.toml's [scripts], for `devbox run NAME`.
+	Scripts map[string]string
+	// ProjectLock, UpperLock and Running are the project's locks, which
+	// pid 1 holds as the CLI would (env.Environment.Running, rootView).
+	ProjectLock, UpperLock, Running string
+	// Spec is the sandbox, its command's arguments aside.
+	Spec Spec
+}
+
+// Input is one file the CLI read or looked for, and what it was.
+type Input struct {
+	Path string
+	// Identity: only which file path is counts (its device and inode),
+	// for a directory whose contents change as the sandbox runs (the
+	// writable layer).
+	Identity bool
+	Stat     []uint64
+}
+
+// NewInput records path as it is now.
+func NewInput(path string) Input { return Input{Path: path, Stat: stamp(path)} }
+
+// NewIdentityInput records which file path is now.
+func NewIdentityInput(path string) Input {
+	return Input{Path: path, Identity: true, Stat: identity(path)}
+}
+
+// identity is path's device and inode, or the error of its stat(2).
+func identity(path string) []uint64 {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		var errno unix.Errno
+		errors.As(err, &errno)
+		return []uint64{1<<63 | uint64(errno), 0}
+	}
+	return []uint64{st.Dev, st.Ino}
+}
+
+// current is what in's path is now, as in says it was.
+func (in Input) current() []uint64 {
+	if in.Identity {
+		return identity(in.Path)
+	}
+	return stamp(in.Path)
+}
+
+// stamp is what path is: its lstat(2) and stat(2) identity, size, mode and
+// times, or the errors of each.
+func stamp(path string) []uint64 {
+	out := make([]uint64, 0, 14)
+	for _, f := range []func(string, *unix.Stat_t) error{unix.Lstat, unix.Stat} {
+		var st unix.Stat_t
+		if err := f(path, &st); err != nil {
+			var errno unix.Errno
+			errors.As(err, &errno)
+			out = append(out, 1<<63|uint64(errno), 0, 0, 0, 0, 0, 0)
+			continue
+		}
+		out = append(out, st.Dev, st.Ino, uint64(st.Mode), uint64(st.Size),
+			uint64(st.Mtim.Nano()), uint64(st.Ctim.Nano()), uint64(st.Nlink))
+	}
+	return out
+}
+
+// Settled reports whether no input of r changed since t, while the CLI
+// read it: a record of inputs that did could describe them as they were
+// after it read them, and a run would take it for current.
+func (r *Front) Settled(t time.Time) bool {
+	// File times come from a clock that may lag by a tick (4 ms at 250 Hz).
+	since := t.Add(-10 * time.Millisecond).UnixNano()
+	for _, in := range r.Inputs {
+		if in.Identity {
+			continue
+		}
+		// lstat's, then stat's: each a device, an inode, the mode, the
+		// size, mtime, ctime and links, or an error.
+		for part := 0; part+6 < len(in.Stat); part += 7 {
+			s := in.Stat[part:]
+			if s[0]>>63 == 0 && (int64(s[4]) >= since || int64(s[5]) >= since) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// EnvHash hashes the variables of env (os.Environ()) that names name
+// (see Front.EnvNames), in any order, and which of them are unset.
+func EnvHash(env, names []string) uint64 {
+	counts := func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return slices.ContainsFunc(names, func(n string) bool {
+			if prefix, ok := strings.CutSuffix(n, "*"); ok {
+				return strings.HasPrefix(name, prefix)
+			}
+			return n == name
+		})
+	}
+	var set []string
+	for _, kv := range env {
+		if counts(kv) {
+			set = append(set, kv)
+		}
+	}
+	slices.Sort(set)
+	h := fnv.New64a()
+	for _, kv := range set {
+		h.Write([]byte(kv))
+		h.Write([]byte{0})
+	}
+	return h.Sum64()
+}
+
+// FrontPath is where the Front record of a run in cwd is kept, under
+// devbox's data directory.
+func FrontPath(dataDir, cwd string) string {
+	h := fnv.New64a()
+	h.Write([]byte(cwd))
+	return filepath.Join(dataDir, "front", strconv.FormatUint(h.Sum64(), 16))
+}
+
+// SaveFront writes r to path, complete or not at all, and beside it
+// path.lock, a link to the lock of the project's writable layer: the front
+// probes that before it starts pid 1, and leaves a run that would join
+// the project's running sandbox to the CLI.
+func SaveFront(path string, r *Front) error {
+	spec, err := r.Spec.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	e := &wire.Encoder{B: make([]byte, 0, 4096)}
+	e.Uint(frontVersion)
+	e.String(r.Init)
+	e.String(r.Kernel)
+	e.Uint(uint64(r.UID))
+	e.Uint(uint64(r.GID))
+	e.String(r.Cwd)
+	e.Strings(r.EnvNames)
+	e.Uint(r.Env)
+	e.Len(len(r.Inputs), r.Inputs == nil)
+	for _, in := range r.Inputs {
+		e.String(in.Path)
+		e.Bool(in.Identity)
+		e.Len(len(in.Stat), in.Stat == nil)
+		for _, v := range in.Stat {
+			e.Uint(v)
+		}
+	}
+	e.Map(r.Scripts)
+	e.String(r.ProjectLock)
+	e.String(r.UpperLock)
+	e.String(r.Running)
+	e.String(string(spec))
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	if err := fsutil.WriteAtomic(path, e.B, 0o600); err != nil {
+		return err
+	}
+	if target, err := os.Readlink(path + ".lock"); err == nil && target == r.UpperLock {
+		return nil
+	}
+	tmp := path + ".lock-" + fsutil.RandomSuffix()
+	if err := os.Symlink(r.UpperLock, tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path+".lock"); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+// loadFront reads the record SaveFront wrote at path.
+func loadFront(path string) (*Front, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	d := &wire.Decoder{B: b}
+	if v := d.Uint(); v != frontVersion && d.Err == nil {
+		return nil, fmt.Errorf("record version %d, want %d", v, frontVersion)
+	}
+	r := &Front{Init: d.String(), Kernel: d.String(), UID: uint32(d.Uint()), GID: uint32(d.Uint()), Cwd: d.String(), EnvNames: d.Strings(), Env: d.Uint()}
+	r.Inputs = wire.Slice[Input](d, 2)
+	for i := range r.Inputs {
+		r.Inputs[i].Path = d.String()
+		r.Inputs[i].Identity = d.Bool()
+		r.Inputs[i].Stat = wire.Slice[uint64](d, 1)
+		for j := range r.Inputs[i].Stat {
+			r.Inputs[i].Stat[j] = d.Uint()
+		}
+	}
+	r.Scripts = d.Map()
+	r.ProjectLock, r.UpperLock, r.Running = d.String(), d.String(), d.String()
+	spec := d.String()
+	if err := d.Done(); err != nil {
+		return nil, err
+	}
+	if err := r.Spec.UnmarshalBinary([]byte(spec)); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// stale says what of r's no longer holds for a run of args (devbox's
+// arguments from "run" on) in cwd with env, "" when nothing.
+func (r *Front) stale(self, cwd string, env []string) string {
+	switch {
+	case r.Init != self:
+		return "another devbox wrote it"
+	case r.Kernel != KernelRelease():
+		return "another kernel runs"
+	case r.UID != uint32(os.Getuid()) || r.GID != uint32(os.Getgid()):
+		return "another user runs devbox"
+	case r.Cwd != cwd:
+		return "it is another directory's"
+	case r.Env != EnvHash(env, r.EnvNames):
+		return "the environment changed"
+	}
+	for _, in := range r.Inputs {
+		if !slices.Equal(in.current(), in.Stat) {
+			return in.Path + " changed"
+		}
+	}
+	return ""
+}
+
+// commandOf is the command of `devbox run ARGS...` (args from "run" on):
+// after "--" the words as they are; otherwise a [scripts] entry's, as
+// Environment.ScriptArgs makes it, or the words.
+func (r *Front) commandOf(args []string) []string {
+	args = args[1:]
+	if len(args) > 0 && args[0] == "--" {
+		return args[1:]
+	}
+	if script, ok := r.Scripts[args[0]]; ok {
+		return append([]string{"/bin/sh", "-c", script, args[0]}, args[1:]...)
+	}
+	return args
+}
+
+// frontSpec is the Spec of the command the front handed pid 1, with the
+// user's environment on envFile, from the
+// record of its directory, with the project's locks taken as the CLI
+// would take them; held holds them for as long as pid 1 runs. An error
+// says why the CLI must run the command instead.
+func frontSpec(args []string, envFile *os.File) (spec *Spec, held []func(), err error) {
+	defer func() {
+		if err != nil {
+			for _, release := range held {
+				release()
+			}
+		}
+	}()
+	if len(args) < 2 || args[0] != "run" {
+		return nil, nil, errors.New("not a run")
+	}
+	// The user's environment, each entry NUL-terminated.
+	b, err := io.ReadAll(envFile)
+	envFile.Close()
+	if err != nil {
+		return nil, nil, err
+	}
+	var env []string
+	if len(b) > 0 {
+		env = strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		return nil, nil, err
+	}
+	self, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := loadFront(FrontPath(dataDirOf(env), cwd))
+	if err != nil {
+		return nil, nil, err
+	}
+	if why := r.stale(self, cwd, env); why != "" {
+		return nil, nil, errors.New(why)
+	}
+	// The order of rootView and Environment.Running: the writable layer's
+	// lock, which a running sandbox holds (the command joins it, which the
+	// CLI does), the project's, which a reset holds, and the record of the
+	// layers in use, which gc keeps.
+	release, err := fsutil.TryLock(r.UpperLock)
+	if err != nil {
+		return nil, held, err
+	}
+	held = append(held, release)
+	if release, err = fsutil.TryLockShared(r.ProjectLock); err != nil {
+		return nil, held, err
+	}
+	held = append(held, release)
+	if release, err = holdRunning(r.Running); err != nil {
+		return nil, held, err
+	}
+	held = append(held, release)
+	spec = &r.Spec
+	spec.Process.Args = r.commandOf(args)
+	return spec, held, nil
+}
+
+// holdRunning holds a shared flock on the record of a running sandbox's
+// layers at path (env.Environment.Running), which must be the file there.
+func holdRunning(path string) (func(), error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	var held, now unix.Stat_t
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, &os.PathError{Op: "flock", Path: path, Err: err}
+	}
+	if unix.Fstat(int(f.Fd()), &held) != nil || unix.Stat(path, &now) != nil || held.Dev != now.Dev || held.Ino != now.Ino {
+		f.Close()
+		return nil, fmt.Errorf("%s: removed", path)
+	}
+	return func() { f.Close() }, nil
+}
+
+// dataDirOf is devbox's data directory in env, as env.DefaultDirs finds
+// it: ${XDG_DATA_HOME:-~/.local/share}/devbox.
+func dataDirOf(env []string) string {
+	get := func(name string) string {
+		for _, kv := range env {
+			if v, ok := strings.CutPrefix(kv, name+"="); ok {
+				return v
+			}
+		}
+		return ""
+	}
+	if d := get("XDG_DATA_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "devbox")
+	}
+	return filepath.Join(get("HOME"), ".local", "share", "devbox")
+}

@@ -1,0 +1,203 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// frontRun is one devbox invocation that reports whether the front ran
+// it, rather than the Go program: the front is one thread, a Go program
+// several. The command must print a line first, and run on a while after.
+type frontRun struct {
+	args  []string
+	env   []string // beside the test environment's
+	stdin string
+}
+
+func (fr frontRun) run(t *testing.T, e *testEnv) (r result, front bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, suite.bin, fr.args...)
+	cmd.Dir = e.Project
+	cmd.Env = append(append(e.environ(), "PWD="+e.Project), fr.env...)
+	cmd.Stdin = strings.NewReader(fr.stdin)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewReader(out)
+	first, _ := lines.ReadString('\n')
+	front = strings.Contains(procStatus(cmd.Process.Pid), "Threads:\t1\n")
+	rest, _ := readAll(lines)
+	cmd.Wait()
+	if ctx.Err() != nil {
+		t.Fatalf("devbox %s timed out", strings.Join(fr.args, " "))
+	}
+	return result{Args: fr.args, Stdout: first + rest, Stderr: stderr.String(), Code: cmd.ProcessState.ExitCode()}, front
+}
+
+// procStatus is the status file of process pid.
+func procStatus(pid int) string {
+	b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	return string(b)
+}
+
+func readAll(r *bufio.Reader) (string, error) {
+	b, err := io.ReadAll(r)
+	return string(b), err
+}
+
+// warm runs fr until the front runs it (the first run pulls, the second
+// writes the record) and returns that run.
+func (fr frontRun) warm(t *testing.T, e *testEnv) result {
+	t.Helper()
+	for try := 1; try <= 3; try++ {
+		r, front := fr.run(t, e)
+		if front {
+			return r
+		}
+	}
+	t.Fatalf("the front did not run devbox %s by its third run", strings.Join(fr.args, " "))
+	return result{}
+}
+
+// TestRunFront checks that a warm `devbox run` that the front runs does
+// what the Go program does, and that whatever the run depends on, once
+// changed, reaches the command.
+func TestRunFront(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skip("the front is amd64's")
+	}
+	t.Parallel()
+	e := newEnv(t, imageRef(suite.registry, "busybox"))
+	e.writeConfig(t, "[image]\nref = \""+imageRef(suite.registry, "busybox")+"\"\n[env]\nGREETING = \"hello\"\nFROM_HOST = \"${localEnv:DEVBOX_TEST_VALUE:unset}\"\n[scripts]\ngreet = \"echo $GREETING \\\"$1\\\"; sleep 0.3\"\n")
+	show := frontRun{args: []string{"run", "--", "sh", "-c", "echo $GREETING $FROM_HOST; sleep 0.3; echo err >&2; exit 3"}}
+
+	r := show.warm(t, e)
+	if r.Code != 3 || r.Stdout != "hello unset\n" || r.Stderr != "err\n" {
+		t.Errorf("the front's run: want exit 3, \"hello unset\" and \"err\"; %s", r)
+	}
+	if _, front := (frontRun{args: show.args, env: []string{"DEVBOX_FRONT=0"}}).run(t, e); front {
+		t.Error("DEVBOX_FRONT=0: the front ran devbox")
+	}
+
+	t.Run("a script, and the words after it", func(t *testing.T) {
+		r := frontRun{args: []string{"run", "greet", "world"}}.warm(t, e)
+		if r.Code != 0 || r.Stdout != "hello world\n" {
+			t.Errorf("want \"hello world\"; %s", r)
+		}
+	})
+	t.Run("standard input", func(t *testing.T) {
+		r := frontRun{args: []string{"run", "--", "sh", "-c", "echo ready; cat; sleep 0.3"}, stdin: "from stdin\n"}.warm(t, e)
+		if r.Stdout != "ready\nfrom stdin\n" {
+			t.Errorf("want stdin copied; %s", r)
+		}
+	})
+	t.Run("a command the image lacks", func(t *testing.T) {
+		r, _ := frontRun{args: []string{"run", "--", "no-such-command"}}.run(t, e)
+		r, front := frontRun{args: []string{"run", "--", "no-such-command"}}.run(t, e)
+		if !front || r.Code != 127 || !strings.Contains(r.Stderr, "no-such-command: command not found") {
+			t.Errorf("want the front's exit 127 and a message; front %v, %s", front, r)
+		}
+	})
+	t.Run("devbox.toml changes", func(t *testing.T) {
+		e.writeConfig(t, strings.Replace(readFile(t, filepath.Join(e.Project, "devbox.toml")), `"hello"`, `"bonjour"`, 1))
+		r, front := show.run(t, e)
+		if front || r.Stdout != "bonjour unset\n" {
+			t.Errorf("want the CLI's run with the new [env]; front %v, %s", front, r)
+		}
+		if r := show.warm(t, e); r.Stdout != "bonjour unset\n" {
+			t.Errorf("want the new [env] from the front; %s", r)
+		}
+	})
+	t.Run("a host variable that [env] names", func(t *testing.T) {
+		with := frontRun{args: show.args, env: []string{"DEVBOX_TEST_VALUE=one"}}
+		if r := with.warm(t, e); r.Stdout != "bonjour one\n" {
+			t.Errorf("want localEnv's value; %s", r)
+		}
+		with.env = []string{"DEVBOX_TEST_VALUE=two"}
+		if r, _ := with.run(t, e); r.Stdout != "bonjour two\n" {
+			t.Errorf("want the changed value; %s", r)
+		}
+		// A variable devbox does not read changes nothing.
+		with.env = append(with.env, "SOMETHING_ELSE="+time.Now().String())
+		if _, front := with.run(t, e); !front {
+			t.Error("a variable devbox ignores made the CLI run devbox")
+		}
+	})
+	t.Run("the SSH agent comes", func(t *testing.T) {
+		sock := fakeAgent(t, "agent.sock")
+		r, _ := frontRun{args: []string{"run", "--", "sh", "-c", "echo $SSH_AUTH_SOCK; test -S $SSH_AUTH_SOCK && echo socket; sleep 0.3"}, env: []string{"SSH_AUTH_SOCK=" + sock}}.run(t, e)
+		if !strings.Contains(r.Stdout, "socket") {
+			t.Errorf("want the agent's socket inside; %s", r)
+		}
+		os.Remove(sock)
+		r, _ = frontRun{args: []string{"run", "--", "sh", "-c", "echo ${SSH_AUTH_SOCK:-none}; sleep 0.3"}, env: []string{"SSH_AUTH_SOCK=" + sock}}.run(t, e)
+		if r.Stdout != "none\n" {
+			t.Errorf("the agent's socket went: want no SSH_AUTH_SOCK inside; %s", r)
+		}
+	})
+	t.Run("signals reach the command", func(t *testing.T) {
+		fr := frontRun{args: []string{"run", "--", "sh", "-c", "trap 'echo term; exit 9' TERM; echo ready; while :; do sleep 0.1; done"}}
+		fr.checkSignal(t, e)
+	})
+	t.Run("a reset", func(t *testing.T) {
+		mark := frontRun{args: []string{"run", "--", "sh", "-c", "test -e /var/devbox-mark && echo kept || echo gone; sleep 0.3"}}
+		e.mustRun(t, "run", "--", "touch", "/var/devbox-mark")
+		if r := mark.warm(t, e); r.Stdout != "kept\n" {
+			t.Fatalf("want the mark in the writable layer; %s", r)
+		}
+		e.mustRun(t, "reset")
+		if r, _ := mark.run(t, e); r.Stdout != "gone\n" {
+			t.Errorf("after a reset, want a fresh writable layer; %s", r)
+		}
+	})
+}
+
+// checkSignal runs a command that waits for SIGTERM through the front, sends
+// devbox SIGTERM once it runs, and checks that the command got it.
+func (fr frontRun) checkSignal(t *testing.T, e *testEnv) {
+	t.Helper()
+	for try := 1; try <= 3; try++ {
+		cmd := exec.Command(suite.bin, fr.args...)
+		cmd.Dir = e.Project
+		cmd.Env = append(e.environ(), "PWD="+e.Project)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		lines := bufio.NewReader(out)
+		lines.ReadString('\n')
+		front := strings.Contains(procStatus(cmd.Process.Pid), "Threads:\t1\n")
+		cmd.Process.Signal(syscall.SIGTERM)
+		rest, _ := readAll(lines)
+		cmd.Wait()
+		if code := cmd.ProcessState.ExitCode(); rest != "term\n" || code != 9 {
+			t.Errorf("SIGTERM to devbox (front %v): want the command's trap and exit 9, got %q, exit %d", front, rest, code)
+		}
+		if front {
+			return
+		}
+	}
+	t.Error("the front did not run the command by its third run")
+}
