@@ -323,7 +323,7 @@ func frontSpec(args []string, envFile *os.File) (spec *Spec, held []func(), err 
 	if len(b) > 0 {
 		env = strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
 	}
-	cwd, err := os.Getwd()
+	cwd, err := workingDir(env)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -379,19 +379,35 @@ func holdRunning(path string) (func(), error) {
 	return func() { f.Close() }, nil
 }
 
+// workingDir is the working directory as os.Getwd names it in a process
+// with the environment env: $PWD when that is the working directory (a
+// path through a symlink, as the user reached it), else the kernel's.
+func workingDir(env []string) (string, error) {
+	if pwd := lookup(env, "PWD"); filepath.IsAbs(pwd) {
+		dot, err1 := os.Stat(".")
+		d, err2 := os.Stat(pwd)
+		if err1 == nil && err2 == nil && os.SameFile(dot, d) {
+			return pwd, nil
+		}
+	}
+	return os.Getwd()
+}
+
+// lookup is the value of the variable name in env, "" when unset.
+func lookup(env []string, name string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, name+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
 // dataDirOf is devbox's data directory in env, as env.DefaultDirs finds
 // it: ${XDG_DATA_HOME:-~/.local/share}/devbox.
 func dataDirOf(env []string) string {
-	get := func(name string) string {
-		for _, kv := range env {
-			if v, ok := strings.CutPrefix(kv, name+"="); ok {
-				return v
-			}
-		}
-		return ""
-	}
-	if d := get("XDG_DATA_HOME"); filepath.IsAbs(d) {
+	if d := lookup(env, "XDG_DATA_HOME"); filepath.IsAbs(d) {
 		return filepath.Join(d, "devbox")
 	}
-	return filepath.Join(get("HOME"), ".local", "share", "devbox")
+	return filepath.Join(lookup(env, "HOME"), ".local", "share", "devbox")
 }

@@ -23,6 +23,7 @@ type frontRun struct {
 	args  []string
 	env   []string // beside the test environment's
 	stdin string
+	dir   string // the project's directory when empty
 }
 
 func (fr frontRun) run(t *testing.T, e *testEnv) (r result, front bool) {
@@ -31,7 +32,10 @@ func (fr frontRun) run(t *testing.T, e *testEnv) (r result, front bool) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, suite.bin, fr.args...)
 	cmd.Dir = e.Project
-	cmd.Env = append(append(e.environ(), "PWD="+e.Project), fr.env...)
+	if fr.dir != "" {
+		cmd.Dir = fr.dir
+	}
+	cmd.Env = append(append(e.environ(), "PWD="+cmd.Dir), fr.env...)
 	cmd.Stdin = strings.NewReader(fr.stdin)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -108,6 +112,16 @@ func TestRunFront(t *testing.T) {
 		r := frontRun{args: []string{"run", "--", "sh", "-c", "echo ready; cat; sleep 0.3"}, stdin: "from stdin\n"}.warm(t, e)
 		if r.Stdout != "ready\nfrom stdin\n" {
 			t.Errorf("want stdin copied; %s", r)
+		}
+	})
+	t.Run("the project reached through a symlink", func(t *testing.T) {
+		link := filepath.Join(filepath.Dir(e.Project), "link")
+		if err := os.Symlink(e.Project, link); err != nil {
+			t.Fatal(err)
+		}
+		r := frontRun{args: []string{"run", "--", "sh", "-c", "pwd; sleep 0.3"}, dir: link}.warm(t, e)
+		if r.Stdout != link+"\n" {
+			t.Errorf("want the path the user came by; %s", r)
 		}
 	})
 	t.Run("a command the image lacks", func(t *testing.T) {
