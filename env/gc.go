@@ -151,7 +151,10 @@ type GCReport struct {
 	Steps       int      `json:"steps"`
 	Projects    []string `json:"projects"`
 	Temporaries int      `json:"temporaries"`
-	Freed       int64    `json:"freed"`
+	// Records are warm-run records (rootless.Front) of projects that are
+	// gone.
+	Records int   `json:"records"`
+	Freed   int64 `json:"freed"`
 }
 
 // GC removes what nothing references. The roots are every known project
@@ -220,6 +223,9 @@ func GC(dirs Dirs, store *image.Store, opts GCOptions) (*GCReport, error) {
 	if err := gcSteps(dirs, keepSteps, keepDirs, opts, r); err != nil {
 		return nil, err
 	}
+	if err := gcFront(dirs, opts, r); err != nil {
+		return nil, err
+	}
 	if !opts.DryRun {
 		n, err := store.RemoveTemporaries()
 		r.Temporaries += n
@@ -228,6 +234,39 @@ func GC(dirs Dirs, store *image.Store, opts GCOptions) (*GCReport, error) {
 		}
 	}
 	return r, nil
+}
+
+// gcFront removes the warm-run records (rootless.SaveFront) whose
+// project's state is gone: each has a link to its project's lock beside
+// it, which then names nothing. Records of projects that remain are
+// checked at every use, and replaced when stale.
+func gcFront(dirs Dirs, opts GCOptions, r *GCReport) error {
+	dir := filepath.Join(dirs.Data, "front")
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		record, ok := strings.CutSuffix(e.Name(), ".lock")
+		if !ok {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, e.Name())); !errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		r.Records++
+		if !opts.DryRun {
+			for _, name := range []string{record, e.Name()} {
+				if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // gcRoots walks the known projects and returns the image digests, step

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/devboxhq/devbox/image"
+	"github.com/devboxhq/devbox/rootless"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -138,6 +139,35 @@ func TestGC(t *testing.T) {
 		}
 		if _, err := os.Stat(e.Project.StateDir); !os.IsNotExist(err) {
 			t.Errorf("the state of a removed project stayed")
+		}
+	})
+	t.Run("warm-run records of a project that is gone go", func(t *testing.T) {
+		f := newGCFixture(t)
+		gone, kept := f.project(t, "a", f.refA), f.project(t, "b", f.refB)
+		front := filepath.Join(f.dirs.Data, "front")
+		records := map[string]string{}
+		for name, e := range map[string]*Environment{"gone": gone, "kept": kept} {
+			path := rootless.FrontPath(f.dirs.Data, e.Project.Dir)
+			if err := rootless.SaveFront(path, &rootless.Front{Cwd: e.Project.Dir, UpperLock: e.Project.UpperLock()}); err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(e.Project.UpperLock(), nil, 0o600)
+			records[name] = path
+		}
+		os.RemoveAll(gone.Project.Dir)
+		r, err := GC(f.dirs, f.store, GCOptions{})
+		if err != nil || r.Records != 1 {
+			t.Fatalf("gc = %+v, %v; want one record removed", r, err)
+		}
+		for name, want := range map[string]bool{"gone": false, "kept": true} {
+			for _, p := range []string{records[name], records[name] + ".lock"} {
+				if _, err := os.Lstat(p); (err == nil) != want {
+					t.Errorf("%s's %s: present %v, want %v", name, filepath.Base(p), err == nil, want)
+				}
+			}
+		}
+		if entries, _ := os.ReadDir(front); len(entries) != 2 {
+			t.Errorf("front/ holds %d entries, want the kept record and its link", len(entries))
 		}
 	})
 	t.Run("a running sandbox keeps its layers", func(t *testing.T) {

@@ -73,6 +73,9 @@ func gcRun(opts *GCOptions) error {
 	for _, p := range r.Projects {
 		fmt.Fprintf(out, "%s the state of %s (gone)\n", verb, p)
 	}
+	if r.Records > 0 {
+		fmt.Fprintf(out, "%s %d warm-run records of projects that are gone\n", verb, r.Records)
+	}
 	fmt.Fprintf(out, "%s %d images, %d layers, %d build steps, %d leftovers of interrupted work: %s\n",
 		verb, len(r.Images), r.Layers, r.Steps, r.Temporaries, humanBytes(r.Freed))
 	return nil
