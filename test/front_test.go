@@ -124,6 +124,16 @@ func TestRunFront(t *testing.T) {
 			t.Errorf("want the path the user came by; %s", r)
 		}
 	})
+	t.Run("an environment larger than a socket's buffer", func(t *testing.T) {
+		// 512 KiB, in variables that are not devbox's: inside they are unset.
+		big := frontRun{args: []string{"run", "--", "sh", "-c", "echo ${#BIG0}; sleep 0.3"}}
+		for i := range 8 {
+			big.env = append(big.env, "BIG"+strconv.Itoa(i)+"="+strings.Repeat("x", 64<<10))
+		}
+		if r := big.warm(t, e); r.Code != 0 || r.Stdout != "0\n" {
+			t.Errorf("want the command to run without BIG0; %s", r)
+		}
+	})
 	t.Run("a command the image lacks", func(t *testing.T) {
 		r, _ := frontRun{args: []string{"run", "--", "no-such-command"}}.run(t, e)
 		r, front := frontRun{args: []string{"run", "--", "no-such-command"}}.run(t, e)
