@@ -260,8 +260,8 @@ func loadFront(path string) (*Front, error) {
 	return r, nil
 }
 
-// stale says what of r's no longer holds for a run of args (devbox's
-// arguments from "run" on) in cwd with env, "" when nothing.
+// stale says what of r no longer holds for a run in cwd, with env, of
+// pid 1's program self; "" when nothing.
 func (r *Front) stale(self, cwd string, env []string) string {
 	switch {
 	case r.Init != self:
@@ -297,11 +297,12 @@ func (r *Front) commandOf(args []string) []string {
 	return args
 }
 
-// frontSpec is the Spec of the command the front handed pid 1, with the
-// user's environment on envFile, from the
-// record of its directory, with the project's locks taken as the CLI
-// would take them; held holds them for as long as pid 1 runs. An error
-// says why the CLI must run the command instead.
+// frontSpec is the Spec of the command the front handed pid 1 (args,
+// devbox's arguments from "run" on), from the record of its directory,
+// checked against the user's environment, which comes on envFile. It
+// takes the project's locks as the CLI would; pid 1 holds them (held)
+// until its sandbox's last process is gone. An error says why the CLI must
+// run the command instead.
 func frontSpec(args []string, envFile *os.File) (spec *Spec, held []func(), err error) {
 	defer func() {
 		if err != nil {
