@@ -85,3 +85,27 @@ func TestInstall(t *testing.T) {
 		t.Errorf("%d entries in %s, want the program alone", len(entries), dir)
 	}
 }
+
+// TestInstallKilled: while the copy is written, nothing of it is in the
+// directory under any name, so a devbox killed then leaves nothing behind.
+func TestInstallKilled(t *testing.T) {
+	dir := t.TempDir()
+	data := []byte("#!/bin/sh\nexit 0\n")
+	h := sha256.Sum256(data)
+	sum := hex.EncodeToString(h[:])
+	var during []os.DirEntry
+	path, err := Install(dir, "devbox-init", sum, int64(len(data)), func(w io.Writer) error {
+		during, _ = os.ReadDir(dir)
+		_, err := w.Write(data)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(during) != 0 {
+		t.Errorf("while the copy was written, the directory held %v", during)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, data) {
+		t.Errorf("installed %q, want the program", got)
+	}
+}
