@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/devboxhq/devbox/image"
 	"github.com/devboxhq/devbox/internal/fsutil"
+	"github.com/devboxhq/devbox/rootless"
 	"golang.org/x/sys/unix"
 )
 
@@ -259,8 +261,8 @@ func gcFront(dirs Dirs, opts GCOptions, r *GCReport) error {
 		}
 		r.Records++
 		if !opts.DryRun {
-			for _, name := range []string{record, e.Name()} {
-				if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			for _, name := range append(slices.Clone(rootless.FrontModes), ".lock") {
+				if err := os.Remove(filepath.Join(dir, record+name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 					return err
 				}
 			}

@@ -176,10 +176,29 @@ func FrontPath(dataDir, cwd string) string {
 	return filepath.Join(dataDir, "front", strconv.FormatUint(h.Sum64(), 16))
 }
 
-// SaveFront writes r to path, complete or not at all, and beside it
-// path.lock, a link to the lock of the project's writable layer: the front
-// probes that before it starts pid 1, and leaves a run that would join
-// the project's running sandbox to the CLI.
+// FrontModes are the suffixes of the records of one directory
+// (FrontPath), one per kind of run: without a terminal, with one on
+// stdin, and with one on stdin and stdout (Process.Terminal and
+// TerminalOutput), whose sandboxes differ.
+var FrontModes = []string{"", ".t", ".tt"}
+
+// frontMode is the suffix of the record of a run with a terminal on stdin
+// (terminal) and on stdout (output).
+func frontMode(terminal, output bool) string {
+	switch {
+	case terminal && output:
+		return FrontModes[2]
+	case terminal:
+		return FrontModes[1]
+	}
+	return FrontModes[0]
+}
+
+// SaveFront writes r as the record of its kind of run in the directory
+// whose records path names (FrontPath), complete or not at all, and
+// beside it path.lock, a link to the lock of the project's writable layer:
+// the front probes that before it starts pid 1, and leaves a run that
+// would join the project's running sandbox to the CLI.
 func SaveFront(path string, r *Front) error {
 	spec, err := r.Spec.MarshalBinary()
 	if err != nil {
@@ -211,7 +230,7 @@ func SaveFront(path string, r *Front) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	if err := fsutil.WriteAtomic(path, e.B, 0o600); err != nil {
+	if err := fsutil.WriteAtomic(path+frontMode(r.Spec.Process.Terminal, r.Spec.Process.TerminalOutput), e.B, 0o600); err != nil {
 		return err
 	}
 	if target, err := os.Readlink(path + ".lock"); err == nil && target == r.UpperLock {
@@ -332,7 +351,8 @@ func frontSpec(args []string, envFile *os.File) (spec *Spec, held []func(), err 
 	if err != nil {
 		return nil, nil, err
 	}
-	r, err := loadFront(FrontPath(dataDirOf(env), cwd))
+	terminal := isTerminal(0)
+	r, err := loadFront(FrontPath(dataDirOf(env), cwd) + frontMode(terminal, isTerminal(1)))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -358,7 +378,20 @@ func frontSpec(args []string, envFile *os.File) (spec *Spec, held []func(), err 
 	held = append(held, release)
 	spec = &r.Spec
 	spec.Process.Args = r.commandOf(args)
+	if terminal {
+		// The sandbox's terminal starts at the size of the caller's
+		// now, not the last run's.
+		if ws, err := unix.IoctlGetWinsize(0, unix.TIOCGWINSZ); err == nil {
+			spec.Process.Rows, spec.Process.Cols = ws.Row, ws.Col
+		}
+	}
 	return spec, held, nil
+}
+
+// isTerminal reports whether fd is a terminal.
+func isTerminal(fd int) bool {
+	_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	return err == nil
 }
 
 // holdRunning holds a shared flock on the record of a running sandbox's

@@ -14,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
 )
 
 // frontRun is one devbox invocation that reports whether the front ran
@@ -132,6 +135,49 @@ func TestRunFront(t *testing.T) {
 		}
 		if r := big.warm(t, e); r.Code != 0 || r.Stdout != "0\n" {
 			t.Errorf("want the command to run without BIG0; %s", r)
+		}
+	})
+	t.Run("on a terminal", func(t *testing.T) {
+		for try := 1; ; try++ {
+			ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+			cmd, master, slave := onTerminal(ctx, t, e, "run", "--", "sh", "-c", "test -t 0 && test -t 1 && echo both-terminals; stty size; read line; echo got $line; sleep 0.3")
+			if err := pty.Setsize(master, &pty.Winsize{Rows: 31, Cols: 97}); err != nil {
+				t.Fatal(err)
+			}
+			before, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			out := newPtyOutput(master)
+			if !out.waitFor(ctx, 10*time.Second, "31 97") {
+				t.Fatalf("want the terminal's size inside; terminal:\n%s", out)
+			}
+			front := strings.Contains(procStatus(cmd.Process.Pid), "Threads:\t1\n")
+			master.Write([]byte("typed\r"))
+			if !out.waitFor(ctx, 10*time.Second, "got typed") {
+				t.Errorf("what is typed did not reach the command; terminal:\n%s", out)
+			}
+			err = cmd.Wait()
+			cancel()
+			if err != nil {
+				t.Fatalf("devbox run on a terminal: %v; terminal:\n%s", err, out)
+			}
+			if !strings.Contains(out.String(), "both-terminals") {
+				t.Errorf("want a terminal inside; terminal:\n%s", out)
+			}
+			after, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+			if err != nil || *after != *before {
+				t.Errorf("the terminal's settings were not restored: %+v, want %+v", after, before)
+			}
+			if front {
+				return
+			}
+			if try == 3 {
+				t.Fatal("the front did not run devbox on a terminal by its third run")
+			}
 		}
 	})
 	t.Run("a command the image lacks", func(t *testing.T) {

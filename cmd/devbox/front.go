@@ -10,13 +10,13 @@ import (
 )
 
 // frontRequest reports whether the front (internal/front) could run req
-// from a record: a plain `devbox run [--] COMMAND...` without a terminal,
-// in a sandbox of its own on the project's writable layer, with the
+// from a record: a plain `devbox run [--] COMMAND...`, on a terminal or
+// not, in a sandbox of its own on the project's writable layer, with the
 // host's network and one mapped id. Only such a run writes one, unless
 // DEVBOX_FRONT=0 turns the front off.
 func frontRequest(req sandboxRequest, launch, want rootless.Launch) bool {
 	return frontLinked && os.Getenv("DEVBOX_FRONT") != "0" && len(req.Args) > 0 && !req.Root && !req.Ephemeral && len(req.Env) == 0 &&
-		!req.Prepare.Frozen && !launch.Terminal && launch == want
+		!req.Prepare.Frozen && launch == want
 }
 
 // saveFront writes the Front record of a run of spec in cwd, which began

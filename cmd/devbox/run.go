@@ -61,10 +61,10 @@ command ends first waits for the rest, and says so (Ctrl-C there stops them).
 With --ephemeral, or when devbox.toml changed since that sandbox started, the
 command gets a sandbox of its own on a throwaway layer.
 
-A run without options and without a terminal on stdin (CI, scripts, editors)
-that repeats one in the same directory, with nothing it depends on changed,
-starts from a record of that run, without devbox's Go runtime: about twice as
-fast. DEVBOX_FRONT=0 turns that off.`,
+A run without options that repeats one in the same directory, on a terminal
+or not, with nothing it depends on changed, starts from a record of that run,
+without devbox's Go runtime: about twice as fast. DEVBOX_FRONT=0 turns that
+off.`,
 		Example: `  devbox run -- make test
   devbox run test                    # the [scripts] entry "test"
   devbox run -- sh -c 'id -u; pwd; ls'

@@ -4,10 +4,11 @@
 //
 // Go starts in about 1.6 ms here, and a warm run was two Go programs'
 // starts, devbox's and its sandbox's pid 1's, one after the other. The
-// front takes devbox's place for `devbox run [--] COMMAND...` without a
-// terminal: it creates pid 1 as rootless.Start would (the same namespaces,
-// maps, capabilities and descriptors), hands it devbox's arguments, and
-// relays its messages, signals and exit status. pid 1 reads the Spec from
+// front takes devbox's place for `devbox run [--] COMMAND...`: it creates
+// pid 1 as rootless.Start would (the same namespaces, maps, capabilities
+// and descriptors), hands it devbox's arguments, and relays its messages,
+// signals and exit status and, on a terminal, the sandbox's pty, as
+// rootless.terminal does. pid 1 reads the Spec from
 // the record the last such run in the directory left (rootless.Front) and
 // checks it first. When pid 1 cannot use the record, or anything else
 // stands in the way, the front undoes what it did and returns, and the Go

@@ -24,7 +24,8 @@ enum {
 	SYS_read = 0, SYS_write = 1, SYS_open = 2, SYS_close = 3, SYS_poll = 7,
 	SYS_rt_sigprocmask = 14, SYS_ioctl = 16, SYS_access = 21, SYS_dup2 = 33,
 	SYS_getpid = 39, SYS_clone = 56, SYS_execve = 59, SYS_exit = 60,
-	SYS_stat = 4, SYS_sendto = 44, SYS_shutdown = 48, SYS_socketpair = 53,
+	SYS_stat = 4, SYS_sendto = 44, SYS_recvmsg = 47, SYS_shutdown = 48,
+	SYS_socketpair = 53,
 	SYS_wait4 = 61, SYS_kill = 62, SYS_fcntl = 72,
 	SYS_flock = 73, SYS_getcwd = 79, SYS_getuid = 102, SYS_getgid = 104,
 	SYS_setpgid = 109, SYS_capget = 125, SYS_capset = 126,
@@ -43,7 +44,9 @@ enum {
 	PR_SET_PDEATHSIG = 1, PR_CAP_AMBIENT = 47, PR_CAP_AMBIENT_RAISE = 2,
 	POLLIN = 1, POLLHUP = 0x10, X_OK = 1, EINTR = 4, F_GETFD = 1, F_SETFD = 2,
 	LOCK_SH = 1, LOCK_NB = 4, F_DUPFD_CLOEXEC = 1030, AF_UNIX = 1,
-	SOCK_STREAM = 1, MSG_NOSIGNAL = 0x4000, SHUT_WR = 1,
+	SOCK_STREAM = 1, SOCK_SEQPACKET = 5, MSG_NOSIGNAL = 0x4000, SHUT_WR = 1,
+	MSG_CMSG_CLOEXEC = 0x40000000, SIGWINCH = 28, TCSETS = 0x5402,
+	TIOCGWINSZ = 0x5413, TIOCSWINSZ = 0x5414, EAGAIN = 11,
 };
 
 INLINE i64 sys6(i64 n, i64 a, i64 b, i64 c, i64 d, i64 e, i64 f) {
@@ -218,8 +221,9 @@ struct cap_data {
 };
 
 /* pid 1's side of the clone: what rootless.sysProcAttr asks of Go's
- * ForkExec for a single-id sandbox without a terminal, then the exec. */
-INLINE void child(int maps_r, int sync_w, int env_r, const char *prog,
+ * ForkExec for a single-id sandbox, then the exec. pty_w is the socket
+ * pid 1 sends the sandbox's terminal over, -1 without a terminal. */
+INLINE void child(int maps_r, int sync_w, int env_r, int pty_w, const char *prog,
 		  char **argv, u64 *oldmask) {
 	TEXT static const char marker[] = "_DEVBOX_SANDBOX_INIT=front",
 			       procs[] = "GOMAXPROCS=2", name[] = "devbox-init";
@@ -228,9 +232,11 @@ INLINE void child(int maps_r, int sync_w, int env_r, const char *prog,
 	/* The maps are written once this read returns. */
 	if (sys(SYS_read, maps_r, &b, 1) != 1)
 		sys(SYS_exit, 125, 0, 0);
-	/* Its own process group, as without a terminal Go's Setpgid gives:
-	 * a Ctrl-C reaches the command once, forwarded. */
-	sys(SYS_setpgid, 0, 0, 0);
+	/* Without a terminal, its own process group, as Go's Setpgid gives:
+	 * a Ctrl-C reaches the command once, forwarded. (With one, Ctrl-C is
+	 * a byte for the sandbox's own terminal.) */
+	if (pty_w < 0)
+		sys(SYS_setpgid, 0, 0, 0);
 	/* If devbox dies, pid 1 dies, and with it the sandbox. (Its parent
 	 * is outside its pid namespace: getppid says 0, dead or alive.) */
 	sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0);
@@ -248,13 +254,16 @@ INLINE void child(int maps_r, int sync_w, int env_r, const char *prog,
 		if (sys6(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0, 0) != 0)
 			break;
 	/* The descriptors pid 1 expects: the streams, fd 3 for the user's
-	 * environment (where the CLI's pid 1 reads its spec) and fd 4 for
-	 * its messages; nothing else. */
+	 * environment (where the CLI's pid 1 reads its spec), fd 4 for its
+	 * messages and, on a terminal, fd 5 to send the sandbox's terminal
+	 * over; nothing else. */
 	i64 e = sys(SYS_fcntl, env_r, F_DUPFD_CLOEXEC, 10);
 	i64 m = sys(SYS_fcntl, sync_w, F_DUPFD_CLOEXEC, 10);
-	if (e < 0 || m < 0 || sys(SYS_dup2, e, 3, 0) != 3 || sys(SYS_dup2, m, 4, 0) != 4)
+	i64 t = pty_w < 0 ? 0 : sys(SYS_fcntl, pty_w, F_DUPFD_CLOEXEC, 10);
+	if (e < 0 || m < 0 || t < 0 || sys(SYS_dup2, e, 3, 0) != 3 || sys(SYS_dup2, m, 4, 0) != 4 ||
+	    (pty_w >= 0 && sys(SYS_dup2, t, 5, 0) != 5))
 		sys(SYS_exit, 125, 0, 0);
-	sys(SYS_close_range, 5, ~0U, 0);
+	sys(SYS_close_range, pty_w < 0 ? 5 : 6, ~0U, 0);
 	/* argv: devbox-init, then devbox's arguments from "run" on. Its
 	 * environment is what the CLI gives pid 1: the user's comes on fd 3,
 	 * for pid 1 to compare with the record's, and stays out of
@@ -389,6 +398,126 @@ INLINE i64 wait_status(i64 pid) {
 	return 128 + (ws & 0x7f);
 }
 
+/* The caller's terminal and the sandbox's, relayed as rootless.terminal
+ * does: the caller's in raw mode while the sandbox has it, its window
+ * size copied, what is typed to the sandbox's, what it shows to the
+ * caller's screen. */
+struct term_ {
+	int sock;     /* pid 1 sends the sandbox's terminal over it; -1 once it has */
+	int master;   /* the sandbox's terminal, -1 until then and once it ends */
+	int in;       /* 0 while what is typed is relayed, -1 after its end */
+	int screen;   /* the first terminal of stdout, stderr, stdin */
+	int raw;
+	unsigned char saved[64];
+};
+
+INLINE void term_restore(struct term_ *t) {
+	if (t->raw)
+		sys(SYS_ioctl, 0, TCSETS, t->saved);
+	t->raw = 0;
+}
+
+INLINE void term_resize(struct term_ *t) {
+	unsigned short ws[4];
+	if (t->master >= 0 && sys(SYS_ioctl, 0, TIOCGWINSZ, ws) == 0)
+		sys(SYS_ioctl, t->master, TIOCSWINSZ, ws);
+}
+
+/* Receives the sandbox's terminal, then puts the caller's in raw mode
+ * (x/term's MakeRaw). 0 when pid 1 sent none. */
+INLINE int term_start(struct term_ *t) {
+	struct {
+		u64 len;
+		int level, type, fd, pad;
+	} cm = {0, 0, 0, -1, 0};
+	char byte;
+	struct {
+		void *base;
+		u64 len;
+	} iov = {&byte, 1};
+	struct {
+		void *name;
+		u64 namelen;
+		void *iov;
+		u64 iovlen;
+		void *control;
+		u64 controllen;
+		int flags, pad;
+	} msg = {0, 0, &iov, 1, &cm, 20, 0, 0};
+	if (sys(SYS_recvmsg, t->sock, &msg, MSG_CMSG_CLOEXEC) <= 0 || cm.level != 1 || cm.type != 1 || cm.fd < 0)
+		return 0;
+	sys(SYS_close, t->sock, 0, 0);
+	t->sock = -1;
+	t->master = cm.fd;
+	unsigned int *f = (unsigned int *)t->saved;
+	if (sys(SYS_ioctl, 0, TCGETS, t->saved) == 0) {
+		unsigned char raw[64];
+		for (int i = 0; i < 64; i++)
+			raw[i] = t->saved[i];
+		unsigned int *r = (unsigned int *)raw;
+		r[0] = f[0] & ~(0001u | 0002u | 0010u | 0040u | 0100u | 0200u | 0400u | 02000u);
+		r[1] = f[1] & ~0001u;
+		r[2] = (f[2] & ~(0060u | 0400u)) | 0060u;
+		r[3] = f[3] & ~(0010u | 0100u | 0002u | 0001u | 0100000u);
+		/* VMIN 1, VTIME 0: stored through an opaque value, which gcc
+		 * would otherwise load from a constant pool, a relocation. */
+		unsigned char one = 1;
+		__asm__("" : "+r"(one));
+		raw[17 + 6] = one;
+		raw[17 + 5] = 0;
+		if (sys(SYS_ioctl, 0, TCSETS, raw) == 0)
+			t->raw = 1;
+	}
+	term_resize(t);
+	return 1;
+}
+
+/* Copies what the sandbox's terminal shows to the screen; at its end
+ * (EIO once nothing inside holds it) it is closed. */
+INLINE void term_out(struct term_ *t) {
+	unsigned char b[4096];
+	i64 n = sys(SYS_read, t->master, b, sizeof b);
+	if (n == -EAGAIN || n == -EINTR)
+		return;
+	if (n <= 0) {
+		sys(SYS_close, t->master, 0, 0);
+		t->master = -1;
+		return;
+	}
+	if (t->screen >= 0)
+		sys(SYS_write, t->screen, b, n);
+}
+
+/* What is typed goes to the sandbox's terminal, until its end. */
+INLINE void term_in(struct term_ *t) {
+	unsigned char b[4096];
+	i64 n = sys(SYS_read, 0, b, sizeof b);
+	if (n == -EAGAIN || n == -EINTR)
+		return;
+	if (n <= 0 || t->master < 0) {
+		t->in = -1;
+		return;
+	}
+	for (i64 at = 0; at < n;) {
+		i64 w = sys(SYS_write, t->master, b + at, n - at);
+		if (w <= 0)
+			break;
+		at += w;
+	}
+}
+
+/* Waits, up to 2 s, for what the sandbox's terminal still holds once its
+ * command has ended (rootless.terminal.drain), and gives the caller's
+ * terminal back. */
+INLINE void term_finish(struct term_ *t) {
+	for (int i = 0; i < 200 && t->master >= 0; i++) {
+		struct pollfd_ p = {t->master, POLLIN, 0};
+		if (sys(SYS_poll, &p, 1, 10) > 0)
+			term_out(t);
+	}
+	term_restore(t);
+}
+
 long devbox_front(long *sp) {
 	TEXT static const char run[] = "run", dashdash[] = "--",
 			       xdg[] = "XDG_CACHE_HOME=", home[] = "HOME=",
@@ -411,13 +540,15 @@ long devbox_front(long *sp) {
 		return 0;
 	if (getenv_(envp, init))
 		return 0;
-	/* The streams must be open (devbox gives a closed stdin /dev/null,
-	 * and refuses a closed stdout or stderr), stdin no terminal. */
+	/* The streams must be open: devbox gives a closed stdin /dev/null,
+	 * and refuses a closed stdout or stderr. */
 	for (int fd = 0; fd < 3; fd++)
 		if (sys(SYS_fcntl, fd, F_GETFD, 0) < 0)
 			return 0;
-	if (isatty_(0))
-		return 0;
+	struct term_ term = {-1, -1, 0, -1, 0, {0}};
+	int tty = isatty_(0);
+	if (tty)
+		term.screen = isatty_(1) ? 1 : isatty_(2) ? 2 : 0;
 
 	/* pid 1's program, where devbox keeps its copy (rootless
 	 * UseInitProgram): $XDG_CACHE_HOME/devbox/init, or ~/.cache's. */
@@ -450,7 +581,10 @@ long devbox_front(long *sp) {
 	if (busy != 0)
 		return 0;
 
-	int syncp[2], mapsp[2], envs[2];
+	int syncp[2], mapsp[2], envs[2], ptys[2] = {-1, -1};
+	if (tty && sys6(SYS_socketpair, AF_UNIX, SOCK_SEQPACKET | O_CLOEXEC, 0, (i64)ptys, 0, 0) != 0)
+		return 0;
+	term.sock = ptys[0];
 	if (sys(SYS_pipe2, syncp, O_CLOEXEC, 0) != 0)
 		return 0;
 	if (sys(SYS_pipe2, mapsp, O_CLOEXEC, 0) != 0) {
@@ -470,6 +604,8 @@ long devbox_front(long *sp) {
 	 * before the Go runtime starts. */
 	u64 mask = (1UL << (SIGINT - 1)) | (1UL << (SIGTERM - 1)) |
 		   (1UL << (SIGHUP - 1)) | (1UL << (SIGQUIT - 1));
+	if (tty)
+		mask |= 1UL << (SIGWINCH - 1);
 	u64 oldmask = 0;
 	sys6(SYS_rt_sigprocmask, SIG_BLOCK, (i64)&mask, (i64)&oldmask, 8, 0, 0);
 	i64 sigfd = sys6(SYS_signalfd4, -1, (i64)&mask, 8, O_CLOEXEC, 0, 0);
@@ -477,10 +613,12 @@ long devbox_front(long *sp) {
 	if (sigfd >= 0)
 		pid = sys6(SYS_clone, CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD, 0, 0, 0, 0, 0);
 	if (pid == 0)
-		child(mapsp[0], syncp[1], envs[1], prog, argv, &oldmask);
+		child(mapsp[0], syncp[1], envs[1], ptys[1], prog, argv, &oldmask);
 	sys(SYS_close, mapsp[0], 0, 0);
 	sys(SYS_close, syncp[1], 0, 0);
 	sys(SYS_close, envs[1], 0, 0);
+	if (tty)
+		sys(SYS_close, ptys[1], 0, 0);
 	char go = 1;
 	int ok = pid > 0 && write_maps(pid) && sys(SYS_write, mapsp[1], &go, 1) == 1;
 	sys(SYS_close, mapsp[1], 0, 0);
@@ -496,8 +634,12 @@ long devbox_front(long *sp) {
 	i64 waiting = 0;
 	int timeout = -1;
 	while (ok) {
-		struct pollfd_ fds[2] = {{syncp[0], POLLIN, 0}, {(int)sigfd, POLLIN, 0}};
-		i64 r = sys(SYS_poll, fds, 2, timeout);
+		/* The messages, the signals, then the terminals: pid 1's socket
+		 * until it sent the sandbox's, then that and what is typed. */
+		struct pollfd_ fds[5] = {{syncp[0], POLLIN, 0}, {(int)sigfd, POLLIN, 0},
+					 {term.sock, POLLIN, 0}, {term.master, POLLIN, 0},
+					 {term.master >= 0 ? term.in : -1, POLLIN, 0}};
+		i64 r = sys(SYS_poll, fds, 5, timeout);
 		if (r == -EINTR)
 			continue;
 		if (r < 0)
@@ -510,11 +652,21 @@ long devbox_front(long *sp) {
 		if (fds[1].revents & POLLIN) {
 			struct siginfo_ si;
 			if (sys(SYS_read, sigfd, &si, sizeof si) == sizeof si) {
-				sys(SYS_kill, pid, si.signo, 0);
-				if (!started)
-					early = si.signo;
+				if (si.signo == SIGWINCH) {
+					term_resize(&term);
+				} else {
+					sys(SYS_kill, pid, si.signo, 0);
+					if (!started)
+						early = si.signo;
+				}
 			}
 		}
+		if (fds[2].revents && !term_start(&term))
+			break;
+		if (fds[3].revents)
+			term_out(&term);
+		if (fds[4].revents)
+			term_in(&term);
 		if (!(fds[0].revents & (POLLIN | POLLHUP)))
 			continue;
 		i64 n = sys(SYS_read, syncp[0], buf + have, sizeof buf - have);
@@ -522,6 +674,7 @@ long devbox_front(long *sp) {
 			if (!started)
 				break;
 			/* pid 1 died without its report. */
+			term_finish(&term);
 			sys(SYS_exit_group, wait_status(pid), 0, 0);
 		}
 		have += (u64)n;
@@ -539,6 +692,11 @@ long devbox_front(long *sp) {
 				started = 1;
 				break;
 			case MSG_WAITING:
+				/* The terminal is the caller's again, so that a
+				 * Ctrl-C there reaches devbox, and through pid 1
+				 * ends the commands that joined. */
+				term_finish(&term);
+				term.in = -1;
 				release_streams();
 				waiting = status;
 				timeout = 500;
@@ -546,6 +704,7 @@ long devbox_front(long *sp) {
 			case MSG_EXITED:
 				/* pid 1 reaped every process of the sandbox; the
 				 * kernel tears its namespaces down without us. */
+				term_finish(&term);
 				sys(SYS_exit_group, status, 0, 0);
 				break;
 			default:
@@ -561,8 +720,14 @@ long devbox_front(long *sp) {
 	if (started) {
 		/* Unreachable in practice: a broken report after the start. */
 		sys(SYS_kill, pid, SIGKILL, 0);
+		term_finish(&term);
 		sys(SYS_exit_group, wait_status(pid), 0, 0);
 	}
+	term_restore(&term);
+	if (term.sock >= 0)
+		sys(SYS_close, term.sock, 0, 0);
+	if (term.master >= 0)
+		sys(SYS_close, term.master, 0, 0);
 	/* Fallback: pid 1 is gone or told us to go on; so is everything this
 	 * code made, and the Go runtime starts as if it had not run. Unless
 	 * the user interrupted devbox meanwhile: then it ends, as the signal
