@@ -34,7 +34,7 @@ const frontStage = "front"
 const msgFallback msgType = "fallback"
 
 // frontVersion starts an encoded Front record.
-const frontVersion = 1
+const frontVersion = 2
 
 // Front is what a warm `devbox run` in one directory needs without the
 // CLI: the Spec of the last run there, and what the CLI read to make it.
@@ -55,8 +55,10 @@ type Front struct {
 	// with what they were: a change to any (a new inode, size, time or
 	// mode, or one that appeared or went) makes the record stale.
 	Inputs []Input
-	// Scripts are devbox.toml's [scripts], for `devbox run NAME`.
+	// Scripts are devbox.toml's [scripts], for `devbox run NAME`, and
+	// Shell is the command of `devbox shell`.
 	Scripts map[string]string
+	Shell   []string
 	// ProjectLock, UpperLock and Running are the project's locks, which
 	// pid 1 holds as the CLI would (env.Environment.Running, rootView).
 	ProjectLock, UpperLock, Running string
@@ -223,6 +225,7 @@ func SaveFront(path string, r *Front) error {
 		}
 	}
 	e.Map(r.Scripts)
+	e.Strings(r.Shell)
 	e.String(r.ProjectLock)
 	e.String(r.UpperLock)
 	e.String(r.Running)
@@ -268,6 +271,7 @@ func loadFront(path string) (*Front, error) {
 		}
 	}
 	r.Scripts = d.Map()
+	r.Shell = d.Strings()
 	r.ProjectLock, r.UpperLock, r.Running = d.String(), d.String(), d.String()
 	spec := d.String()
 	if err := d.Done(); err != nil {
@@ -302,10 +306,13 @@ func (r *Front) stale(self, cwd string, env []string) string {
 	return ""
 }
 
-// commandOf is the command of `devbox run ARGS...` (args from "run" on):
-// after "--" the words as they are; otherwise a [scripts] entry's, as
-// Environment.ScriptArgs makes it, or the words.
+// commandOf is the command of `devbox shell`, or of `devbox run ARGS...`
+// (args from "run" on): after "--" the words as they are; otherwise a
+// [scripts] entry's, as Environment.ScriptArgs makes it, or the words.
 func (r *Front) commandOf(args []string) []string {
+	if args[0] == "shell" {
+		return r.Shell
+	}
 	args = args[1:]
 	if len(args) > 0 && args[0] == "--" {
 		return args[1:]
@@ -317,7 +324,7 @@ func (r *Front) commandOf(args []string) []string {
 }
 
 // frontSpec is the Spec of the command the front handed pid 1 (args,
-// devbox's arguments from "run" on), from the record of its directory,
+// devbox's arguments from "run" or "shell" on), from the record of its directory,
 // checked against the user's environment, which comes on envFile. It
 // takes the project's locks as the CLI would; pid 1 holds them (held)
 // until its sandbox's last process is gone. An error says why the CLI must
@@ -330,8 +337,8 @@ func frontSpec(args []string, envFile *os.File) (spec *Spec, held []func(), err 
 			}
 		}
 	}()
-	if len(args) < 2 || args[0] != "run" {
-		return nil, nil, errors.New("not a run")
+	if !(len(args) >= 2 && args[0] == "run" || len(args) == 1 && args[0] == "shell") {
+		return nil, nil, errors.New("neither devbox run nor devbox shell")
 	}
 	// The user's environment, each entry NUL-terminated.
 	b, err := io.ReadAll(envFile)

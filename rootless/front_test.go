@@ -32,7 +32,7 @@ func frontFixture(t *testing.T) (r *Front, self, dir, conf, missing, layer strin
 		Init: self, Kernel: KernelRelease(), UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
 		Cwd: dir, EnvNames: names, Env: EnvHash(env, names),
 		Inputs:  []Input{NewInput(conf), NewInput(missing), NewIdentityInput(layer)},
-		Scripts: map[string]string{"test": "go test ./..."},
+		Scripts: map[string]string{"test": "go test ./..."}, Shell: []string{"/bin/sh", "-c", "exec sh"},
 		Spec: Spec{RootDir: "/state/root", Mounts: []mounts.Mount{{Type: mounts.Proc, Target: "/proc"}},
 			Process: Process{Env: []string{"PATH=/bin"}, Cwd: dir, UID: 1000, GID: 1000}},
 	}
@@ -149,7 +149,7 @@ func TestFrontSettled(t *testing.T) {
 }
 
 func TestFrontCommand(t *testing.T) {
-	r := &Front{Scripts: map[string]string{"test": "go test \"$@\""}}
+	r := &Front{Scripts: map[string]string{"test": "go test \"$@\""}, Shell: []string{"/bin/sh", "-c", "exec bash"}}
 	for _, tt := range []struct {
 		args, want []string
 	}{
@@ -157,6 +157,7 @@ func TestFrontCommand(t *testing.T) {
 		{[]string{"run", "--", "test", "-v"}, []string{"test", "-v"}},
 		{[]string{"run", "test", "-v"}, []string{"/bin/sh", "-c", "go test \"$@\"", "test", "-v"}},
 		{[]string{"run", "make", "-j2"}, []string{"make", "-j2"}},
+		{[]string{"shell"}, []string{"/bin/sh", "-c", "exec bash"}},
 	} {
 		if got := r.commandOf(tt.args); !slices.Equal(got, tt.want) {
 			t.Errorf("devbox %q runs %q, want %q", tt.args, got, tt.want)

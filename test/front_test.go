@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -177,6 +178,26 @@ func TestRunFront(t *testing.T) {
 			}
 			if try == 3 {
 				t.Fatal("the front did not run devbox on a terminal by its third run")
+			}
+		}
+	})
+	t.Run("devbox shell", func(t *testing.T) {
+		for try := 1; ; try++ {
+			ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+			cmd, master, _, out, _ := shellOnTerminal(ctx, t, e, 24, 80)
+			front := strings.Contains(procStatus(cmd.Process.Pid), "Threads:\t1\n")
+			master.Write([]byte("echo $((6*7)); exit 3\r"))
+			err := cmd.Wait()
+			cancel()
+			var exitErr *exec.ExitError
+			if !errors.As(err, &exitErr) || exitErr.ExitCode() != 3 || !strings.Contains(out.String(), "42") {
+				t.Fatalf("want the shell's 42 and its status 3; %v; terminal:\n%s", err, out)
+			}
+			if front {
+				return
+			}
+			if try == 3 {
+				t.Fatal("the front did not open devbox shell by its third run")
 			}
 		}
 	})

@@ -107,7 +107,7 @@ func frontCheck() rootless.Check {
 		c.Detail = "turned off by DEVBOX_FRONT=0"
 		c.Fix = "unset DEVBOX_FRONT"
 	default:
-		c.OK, c.Detail = true, "a devbox run without options that repeats one in the same directory starts from its record"
+		c.OK, c.Detail = true, "a devbox run or shell without options that repeats one in the same directory starts from its record"
 	}
 	return c
 }

@@ -10,12 +10,12 @@ import (
 )
 
 // frontRequest reports whether the front (internal/front) could run req
-// from a record: a plain `devbox run [--] COMMAND...`, on a terminal or
-// not, in a sandbox of its own on the project's writable layer, with the
-// host's network and one mapped id. Only such a run writes one, unless
-// DEVBOX_FRONT=0 turns the front off.
+// from a record: a plain `devbox run [--] COMMAND...` or `devbox shell`,
+// on a terminal or not, in a sandbox of its own on the project's writable
+// layer, with the host's network and one mapped id. Only such a run
+// writes one, unless DEVBOX_FRONT=0 turns the front off.
 func frontRequest(req sandboxRequest, launch, want rootless.Launch) bool {
-	return frontLinked && os.Getenv("DEVBOX_FRONT") != "0" && len(req.Args) > 0 && !req.Root && !req.Ephemeral && len(req.Env) == 0 &&
+	return frontLinked && os.Getenv("DEVBOX_FRONT") != "0" && !req.Root && !req.Ephemeral && len(req.Env) == 0 &&
 		!req.Prepare.Frozen && launch == want
 }
 
@@ -48,6 +48,7 @@ func saveFront(f *Factory, e *env.Environment, spec *rootless.Spec, in *env.Inpu
 		Env:         rootless.EnvHash(os.Environ(), in.EnvNames()),
 		Inputs:      in.Front(),
 		Scripts:     e.Config.Scripts,
+		Shell:       e.ShellArgs(),
 		ProjectLock: e.Project.Lock(),
 		UpperLock:   e.Project.UpperLock(),
 		Running:     e.RunningRecord(),

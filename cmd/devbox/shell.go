@@ -54,7 +54,11 @@ sockets. The sandbox lasts until its last command ends: leave the first
 shell while others run and devbox waits for them, and says so (Ctrl-C there
 stops them). One that cannot join, because devbox.toml changed since that
 sandbox started, gets a sandbox of its own on a throwaway layer and says
-why; so does one with --ephemeral.`,
+why; so does one with --ephemeral.
+
+A shell without options that repeats one in the same directory, with nothing
+it depends on changed, opens from a record, without devbox's Go runtime, as
+'devbox run' does. DEVBOX_FRONT=0 turns that off.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error

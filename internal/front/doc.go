@@ -4,7 +4,8 @@
 //
 // Go starts in about 1.6 ms here, and a warm run was two Go programs'
 // starts, devbox's and its sandbox's pid 1's, one after the other. The
-// front takes devbox's place for `devbox run [--] COMMAND...`: it creates
+// front takes devbox's place for `devbox run [--] COMMAND...` and `devbox
+// shell` without options: it creates
 // pid 1 as rootless.Start would (the same namespaces, maps, capabilities
 // and descriptors), hands it devbox's arguments, and relays its messages,
 // signals and exit status and, on a terminal, the sandbox's pty, as

@@ -519,7 +519,7 @@ INLINE void term_finish(struct term_ *t) {
 }
 
 long devbox_front(long *sp) {
-	TEXT static const char run[] = "run", dashdash[] = "--",
+	TEXT static const char run[] = "run", shell[] = "shell", dashdash[] = "--",
 			       xdg[] = "XDG_CACHE_HOME=", home[] = "HOME=",
 			       cache[] = "/.cache", initdir[] = "/devbox/init/",
 			       initname[] = DEVBOX_INIT_NAME,
@@ -529,11 +529,11 @@ long devbox_front(long *sp) {
 	char **argv = (char **)(sp + 1);
 	char **envp = argv + argc + 1;
 
-	/* devbox run [--] COMMAND...: options, a terminal, a re-executed
-	 * devbox, or DEVBOX_FRONT=0 leave the command to the Go program. */
-	if (argc < 3 || !streq(argv[1], run))
+	/* devbox run [--] COMMAND..., or devbox shell: options, a
+	 * re-executed devbox, or DEVBOX_FRONT=0 leave it to the Go program. */
+	if (argc == 2 ? !streq(argv[1], shell) : argc < 3 || !streq(argv[1], run))
 		return 0;
-	if (streq(argv[2], dashdash) ? argc < 4 : argv[2][0] == '-')
+	if (argc > 2 && (streq(argv[2], dashdash) ? argc < 4 : argv[2][0] == '-'))
 		return 0;
 	const char *o = getenv_(envp, off);
 	if (o && streq(o, zero))
