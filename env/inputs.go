@@ -8,9 +8,11 @@ import (
 )
 
 // Inputs notes the host's files that making a sandbox's Spec looked at,
-// found or not, so that a record of the Spec (rootless.Front) can tell
-// when it no longer holds. Every look at the host's files on SandboxSpec's
-// way goes through host, which notes it.
+// found or not, and the variables of its environment that it read, so
+// that a record of the Spec (rootless.Front) can tell when it no longer
+// holds. Every look at the host's files and environment on SandboxSpec's
+// way goes through host, which notes it: one that did not would make such
+// a record stale without its knowing.
 type Inputs struct {
 	paths, identities, env []string
 }

@@ -54,7 +54,8 @@ var hostEnv = []string{"TERM", "LANG", "LC_ALL", "TZ", "COLORTERM"}
 type imageFiles struct {
 	dirs []string
 	// h looks at the first mutable dirs, the writable layer and the
-	// flattened copy, which change as sandboxes run; the layers do not.
+	// flattened copy, which change as sandboxes run (the layers do not),
+	// and at the host's variables that environment reads beside them.
 	h       host
 	mutable int
 }

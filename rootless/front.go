@@ -17,10 +17,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A warm `devbox run` skips the Go CLI: devbox's front (internal/front), C
-// code that runs from the executable's entry point before the Go runtime,
-// creates the sandbox's pid 1 as Start would and hands it devbox's command
-// line. pid 1 then takes its Spec from the Front record that the last
+// A warm `devbox run` or `devbox shell` skips the Go CLI: devbox's front
+// (internal/front), C code that runs from the executable's entry point
+// before the Go runtime, creates the sandbox's pid 1 as Start would and
+// hands it devbox's command line. pid 1 then takes its Spec from the Front record that the last
 // run in that directory left, which holds the Spec and everything the CLI
 // read to make it, and checks that none of it changed. When anything did,
 // or the record is missing, pid 1 says so (msgFallback) and exits, and the

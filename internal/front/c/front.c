@@ -21,16 +21,15 @@ typedef unsigned long u64;
 typedef long i64;
 
 enum {
-	SYS_read = 0, SYS_write = 1, SYS_open = 2, SYS_close = 3, SYS_poll = 7,
-	SYS_rt_sigprocmask = 14, SYS_ioctl = 16, SYS_access = 21, SYS_dup2 = 33,
-	SYS_getpid = 39, SYS_clone = 56, SYS_execve = 59, SYS_exit = 60,
-	SYS_stat = 4, SYS_sendto = 44, SYS_recvmsg = 47, SYS_shutdown = 48,
-	SYS_socketpair = 53,
-	SYS_wait4 = 61, SYS_kill = 62, SYS_fcntl = 72,
-	SYS_flock = 73, SYS_getcwd = 79, SYS_getuid = 102, SYS_getgid = 104,
-	SYS_setpgid = 109, SYS_capget = 125, SYS_capset = 126,
-	SYS_prctl = 157, SYS_exit_group = 231, SYS_signalfd4 = 289,
-	SYS_pipe2 = 293, SYS_close_range = 436,
+	SYS_read = 0, SYS_write = 1, SYS_open = 2, SYS_close = 3, SYS_stat = 4,
+	SYS_poll = 7, SYS_rt_sigprocmask = 14, SYS_ioctl = 16, SYS_access = 21,
+	SYS_dup2 = 33, SYS_getpid = 39, SYS_sendto = 44, SYS_recvmsg = 47,
+	SYS_shutdown = 48, SYS_socketpair = 53, SYS_clone = 56,
+	SYS_execve = 59, SYS_exit = 60, SYS_wait4 = 61, SYS_kill = 62,
+	SYS_fcntl = 72, SYS_flock = 73, SYS_getcwd = 79, SYS_getuid = 102,
+	SYS_getgid = 104, SYS_setpgid = 109, SYS_capget = 125,
+	SYS_capset = 126, SYS_prctl = 157, SYS_exit_group = 231,
+	SYS_signalfd4 = 289, SYS_pipe2 = 293, SYS_close_range = 436,
 };
 
 enum {
@@ -42,7 +41,7 @@ enum {
 	O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CLOEXEC = 02000000,
 	TCGETS = 0x5401, SIG_BLOCK = 0, SIG_SETMASK = 2,
 	PR_SET_PDEATHSIG = 1, PR_CAP_AMBIENT = 47, PR_CAP_AMBIENT_RAISE = 2,
-	POLLIN = 1, POLLHUP = 0x10, X_OK = 1, EINTR = 4, F_GETFD = 1, F_SETFD = 2,
+	POLLIN = 1, POLLHUP = 0x10, X_OK = 1, EINTR = 4, F_GETFD = 1,
 	LOCK_SH = 1, LOCK_NB = 4, F_DUPFD_CLOEXEC = 1030, AF_UNIX = 1,
 	SOCK_STREAM = 1, SOCK_SEQPACKET = 5, MSG_NOSIGNAL = 0x4000, SHUT_WR = 1,
 	MSG_CMSG_CLOEXEC = 0x40000000, SIGWINCH = 28, TCSETS = 0x5402,
