@@ -72,18 +72,28 @@ func readAll(r *bufio.Reader) (string, error) {
 	return string(b), err
 }
 
+// untilFront runs a devbox invocation, which reports whether the front
+// ran it, until it does: the first may pull, the second writes the record.
+func untilFront(t *testing.T, what string, run func() (front bool)) {
+	t.Helper()
+	for try := 1; try <= 3; try++ {
+		if run() {
+			return
+		}
+	}
+	t.Fatalf("the front did not %s by its third run", what)
+}
+
 // warm runs fr until the front runs it (the first run pulls, the second
 // writes the record) and returns that run.
 func (fr frontRun) warm(t *testing.T, e *testEnv) result {
 	t.Helper()
-	for try := 1; try <= 3; try++ {
-		r, front := fr.run(t, e)
-		if front {
-			return r
-		}
-	}
-	t.Fatalf("the front did not run devbox %s by its third run", strings.Join(fr.args, " "))
-	return result{}
+	var r result
+	untilFront(t, "run devbox "+strings.Join(fr.args, " "), func() (front bool) {
+		r, front = fr.run(t, e)
+		return front
+	})
+	return r
 }
 
 // TestRunFront checks that a warm `devbox run` that the front runs does
@@ -139,7 +149,7 @@ func TestRunFront(t *testing.T) {
 		}
 	})
 	t.Run("on a terminal", func(t *testing.T) {
-		for try := 1; ; try++ {
+		untilFront(t, "run devbox on a terminal", func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 			cmd, master, slave := onTerminal(ctx, t, e, "run", "--", "sh", "-c", "test -t 0 && test -t 1 && echo both-terminals; stty size; read line; echo got $line; sleep 0.3")
 			if err := pty.Setsize(master, &pty.Winsize{Rows: 31, Cols: 97}); err != nil {
@@ -173,16 +183,34 @@ func TestRunFront(t *testing.T) {
 			if err != nil || *after != *before {
 				t.Errorf("the terminal's settings were not restored: %+v, want %+v", after, before)
 			}
-			if front {
-				return
+			return front
+		})
+	})
+	t.Run("on a terminal, with the output piped", func(t *testing.T) {
+		untilFront(t, "run devbox with its output piped", func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+			cmd, master, _ := onTerminal(ctx, t, e, "run", "--", "sh", "-c", "echo prompt-on-tty > /dev/tty; echo on-stdout; sleep 0.3")
+			cmd.Stdout = nil
+			pipe, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
 			}
-			if try == 3 {
-				t.Fatal("the front did not run devbox on a terminal by its third run")
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
 			}
-		}
+			out := newPtyOutput(master)
+			first, _ := bufio.NewReader(pipe).ReadString('\n')
+			front := strings.Contains(procStatus(cmd.Process.Pid), "Threads:\t1\n")
+			err = cmd.Wait()
+			cancel()
+			if err != nil || first != "on-stdout\n" || !out.waitFor(context.Background(), 10*time.Second, "prompt-on-tty") {
+				t.Fatalf("want the output in the pipe and the prompt on the terminal: %v, stdout %q, terminal:\n%s", err, first, out)
+			}
+			return front
+		})
 	})
 	t.Run("devbox shell", func(t *testing.T) {
-		for try := 1; ; try++ {
+		untilFront(t, "open devbox shell", func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 			cmd, master, _, out, _ := shellOnTerminal(ctx, t, e, 24, 80)
 			front := strings.Contains(procStatus(cmd.Process.Pid), "Threads:\t1\n")
@@ -193,13 +221,8 @@ func TestRunFront(t *testing.T) {
 			if !errors.As(err, &exitErr) || exitErr.ExitCode() != 3 || !strings.Contains(out.String(), "42") {
 				t.Fatalf("want the shell's 42 and its status 3; %v; terminal:\n%s", err, out)
 			}
-			if front {
-				return
-			}
-			if try == 3 {
-				t.Fatal("the front did not open devbox shell by its third run")
-			}
-		}
+			return front
+		})
 	})
 	t.Run("a command the image lacks", func(t *testing.T) {
 		r, _ := frontRun{args: []string{"run", "--", "no-such-command"}}.run(t, e)
@@ -266,7 +289,7 @@ func TestRunFront(t *testing.T) {
 // devbox SIGTERM once it runs, and checks that the command got it.
 func (fr frontRun) checkSignal(t *testing.T, e *testEnv) {
 	t.Helper()
-	for try := 1; try <= 3; try++ {
+	untilFront(t, "run devbox "+strings.Join(fr.args, " "), func() bool {
 		cmd := exec.Command(suite.bin, fr.args...)
 		cmd.Dir = e.Project
 		cmd.Env = append(e.environ(), "PWD="+e.Project)
@@ -286,9 +309,6 @@ func (fr frontRun) checkSignal(t *testing.T, e *testEnv) {
 		if code := cmd.ProcessState.ExitCode(); rest != "term\n" || code != 9 {
 			t.Errorf("SIGTERM to devbox (front %v): want the command's trap and exit 9, got %q, exit %d", front, rest, code)
 		}
-		if front {
-			return
-		}
-	}
-	t.Error("the front did not run the command by its third run")
+		return front
+	})
 }
