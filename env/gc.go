@@ -97,25 +97,16 @@ func (e *Environment) runRecord() (string, []byte) {
 // the open and the flock here is made again.
 func holdRecord(path string, data []byte) (*os.File, error) {
 	for try := 0; try < 16; try++ {
-		f, err := os.Open(path)
-		if errors.Is(err, os.ErrNotExist) {
+		f, err := fsutil.LockExisting(path, unix.LOCK_SH)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
 			if err := linkRecord(path, data); err != nil {
 				return nil, err
 			}
-			continue
+		case errors.Is(err, fsutil.ErrReplaced):
+		default:
+			return f, err
 		}
-		if err != nil {
-			return nil, err
-		}
-		if err := unix.Flock(int(f.Fd()), unix.LOCK_SH); err != nil {
-			f.Close()
-			return nil, &os.PathError{Op: "flock", Path: path, Err: err}
-		}
-		var held, now unix.Stat_t
-		if unix.Fstat(int(f.Fd()), &held) == nil && unix.Stat(path, &now) == nil && held.Dev == now.Dev && held.Ino == now.Ino {
-			return f, nil
-		}
-		f.Close()
 	}
 	return nil, fmt.Errorf("%s: removed as soon as it is made", path)
 }

@@ -324,11 +324,11 @@ func (r *Front) commandOf(args []string) []string {
 }
 
 // frontSpec is the Spec of the command the front handed pid 1 (args,
-// devbox's arguments from "run" or "shell" on), from the record of its directory,
-// checked against the user's environment, which comes on envFile. It
-// takes the project's locks as the CLI would; pid 1 holds them (held)
-// until its sandbox's last process is gone. An error says why the CLI must
-// run the command instead.
+// devbox's arguments from "run" or "shell" on), from the record of its
+// directory, which the front names on envFile, checked against the
+// user's environment, which comes after. It takes the project's locks as
+// the CLI would; pid 1 holds them (held) until its sandbox's last process
+// is gone. An error says why the CLI must run the command instead.
 func frontSpec(args []string, envFile *os.File) (spec *Spec, held []func(), err error) {
 	defer func() {
 		if err != nil {
@@ -340,16 +340,18 @@ func frontSpec(args []string, envFile *os.File) (spec *Spec, held []func(), err 
 	if !(len(args) >= 2 && args[0] == "run" || len(args) == 1 && args[0] == "shell") {
 		return nil, nil, errors.New("neither devbox run nor devbox shell")
 	}
-	// The user's environment, each entry NUL-terminated.
+	// The path of the directory's records (FrontPath, which the front
+	// worked out), then the user's environment, each NUL-terminated.
 	b, err := io.ReadAll(envFile)
 	envFile.Close()
 	if err != nil {
 		return nil, nil, err
 	}
-	var env []string
-	if len(b) > 0 {
-		env = strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+	if len(b) == 0 {
+		return nil, nil, errors.New("no record path from the front")
 	}
+	env := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+	records, env := env[0], env[1:]
 	cwd, err := workingDir(env)
 	if err != nil {
 		return nil, nil, err
@@ -359,7 +361,7 @@ func frontSpec(args []string, envFile *os.File) (spec *Spec, held []func(), err 
 		return nil, nil, err
 	}
 	terminal := isTerminal(0)
-	r, err := loadFront(FrontPath(dataDirOf(env), cwd) + frontMode(terminal, isTerminal(1)))
+	r, err := loadFront(records + frontMode(terminal, isTerminal(1)))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -404,18 +406,9 @@ func isTerminal(fd int) bool {
 // holdRunning holds a shared flock on the record of a running sandbox's
 // layers at path (env.Environment.Running), which must be the file there.
 func holdRunning(path string) (func(), error) {
-	f, err := os.Open(path)
+	f, err := fsutil.LockExisting(path, unix.LOCK_SH|unix.LOCK_NB)
 	if err != nil {
 		return nil, err
-	}
-	var held, now unix.Stat_t
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
-		f.Close()
-		return nil, &os.PathError{Op: "flock", Path: path, Err: err}
-	}
-	if unix.Fstat(int(f.Fd()), &held) != nil || unix.Stat(path, &now) != nil || held.Dev != now.Dev || held.Ino != now.Ino {
-		f.Close()
-		return nil, fmt.Errorf("%s: removed", path)
 	}
 	return func() { f.Close() }, nil
 }
@@ -424,7 +417,7 @@ func holdRunning(path string) (func(), error) {
 // with the environment env: $PWD when that is the working directory (a
 // path through a symlink, as the user reached it), else the kernel's.
 func workingDir(env []string) (string, error) {
-	if pwd := lookup(env, "PWD"); filepath.IsAbs(pwd) {
+	if pwd := lookupEnv(env, "PWD"); filepath.IsAbs(pwd) {
 		dot, err1 := os.Stat(".")
 		d, err2 := os.Stat(pwd)
 		if err1 == nil && err2 == nil && os.SameFile(dot, d) {
@@ -432,23 +425,4 @@ func workingDir(env []string) (string, error) {
 		}
 	}
 	return os.Getwd()
-}
-
-// lookup is the value of the variable name in env, "" when unset.
-func lookup(env []string, name string) string {
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, name+"="); ok {
-			return v
-		}
-	}
-	return ""
-}
-
-// dataDirOf is devbox's data directory in env, as env.DefaultDirs finds
-// it: ${XDG_DATA_HOME:-~/.local/share}/devbox.
-func dataDirOf(env []string) string {
-	if d := lookup(env, "XDG_DATA_HOME"); filepath.IsAbs(d) {
-		return filepath.Join(d, "devbox")
-	}
-	return filepath.Join(lookup(env, "HOME"), ".local", "share", "devbox")
 }

@@ -319,6 +319,7 @@ func shellCommandLine(args []string) string {
 	return strings.Join(quoted, " ")
 }
 
+// lookupEnv is the value of the variable name in env, "" when unset.
 func lookupEnv(env []string, name string) string {
 	for _, kv := range env {
 		if v, ok := strings.CutPrefix(kv, name+"="); ok {

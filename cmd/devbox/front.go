@@ -38,14 +38,15 @@ func saveFront(f *Factory, e *env.Environment, spec *rootless.Spec, in *env.Inpu
 	// registries'), PATH (where fuse-overlayfs is) and what changes its
 	// messages.
 	in.AddEnv("HOME", "XDG_*", "DEVBOX_*", "PATH", "NO_COLOR", "TERM")
+	names := in.EnvNames()
 	r := &rootless.Front{
 		Init:        rootless.InitExecutable(),
 		Kernel:      rootless.KernelRelease(),
 		UID:         uint32(os.Getuid()),
 		GID:         uint32(os.Getgid()),
 		Cwd:         cwd,
-		EnvNames:    in.EnvNames(),
-		Env:         rootless.EnvHash(os.Environ(), in.EnvNames()),
+		EnvNames:    names,
+		Env:         rootless.EnvHash(os.Environ(), names),
 		Inputs:      in.Front(),
 		Scripts:     e.Config.Scripts,
 		Shell:       e.ShellArgs(),

@@ -101,6 +101,32 @@ func Held(path string) bool {
 	return false
 }
 
+// ErrReplaced: the file at a path went or was replaced while it was being
+// locked (LockExisting).
+var ErrReplaced = errors.New("removed or replaced while it was locked")
+
+// LockExisting opens the existing file at path and takes a flock(2) on it
+// (how: unix.LOCK_SH or LOCK_EX, with LOCK_NB not to wait), and returns it
+// only if it is still the file at path: one that another process removed
+// between the open and the lock is ErrReplaced. Its holder keeps the lock
+// until it closes the file.
+func LockExisting(path string, how int) (*os.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		return nil, &os.PathError{Op: "flock", Path: path, Err: err}
+	}
+	var held, now unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &held) != nil || unix.Stat(path, &now) != nil || held.Dev != now.Dev || held.Ino != now.Ino {
+		f.Close()
+		return nil, &os.PathError{Op: "flock", Path: path, Err: ErrReplaced}
+	}
+	return f, nil
+}
+
 func flock(path string, how int) (func(), error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {

@@ -174,24 +174,23 @@ INLINE int getwd_(char **envp, char *b, u64 n) {
 	return sys(SYS_getcwd, b, n, 0) > 0;
 }
 
-/* The lock of the writable layer of the project whose record is the one
- * of a run in cwd (rootless.FrontPath, plus ".lock": a link that devbox
- * writes beside the record), or -1 without a record. */
-INLINE i64 record_lock(char **envp, const char *cwd) {
+/* The records of a run in cwd (rootless.FrontPath), in path: the name
+ * that pid 1 adds its kind of run to, and beside which devbox links the
+ * lock of the project's writable layer (".lock"). 0 when it does not fit. */
+INLINE int record_path(char **envp, const char *cwd, char *path, u64 size) {
 	TEXT static const char xdg[] = "XDG_DATA_HOME=", home[] = "HOME=",
 			       share[] = "/.local/share", front[] = "/devbox/front/",
-			       lock[] = ".lock", hex[] = "0123456789abcdef";
-	char path[4096];
+			       hex[] = "0123456789abcdef";
 	u64 at = 0;
 	const char *x = getenv_(envp, xdg), *h = getenv_(envp, home);
 	if (x && x[0] == '/') {
-		if (!append(path, sizeof path, &at, x))
-			return -1;
-	} else if (!h || !append(path, sizeof path, &at, h) || !append(path, sizeof path, &at, share)) {
-		return -1;
+		if (!append(path, size, &at, x))
+			return 0;
+	} else if (!h || !append(path, size, &at, h) || !append(path, size, &at, share)) {
+		return 0;
 	}
-	if (!append(path, sizeof path, &at, front))
-		return -1;
+	if (!append(path, size, &at, front))
+		return 0;
 	/* FNV-1a, 64 bits, in hexadecimal without leading zeros. */
 	u64 hash = 0xcbf29ce484222325UL;
 	for (const char *c = cwd; *c; c++)
@@ -202,13 +201,12 @@ INLINE i64 record_lock(char **envp, const char *cwd) {
 		digits[n++] = hex[hash & 15];
 		hash >>= 4;
 	} while (hash);
-	if (at + n + sizeof lock >= sizeof path)
-		return -1;
+	if (at + n >= size)
+		return 0;
 	while (n)
 		path[at++] = digits[--n];
 	path[at] = 0;
-	append(path, sizeof path, &at, lock);
-	return sys(SYS_open, path, O_RDONLY | O_CLOEXEC, 0);
+	return 1;
 }
 
 struct cap_header {
@@ -252,8 +250,9 @@ INLINE void child(int maps_r, int sync_w, int env_r, int pty_w, const char *prog
 	for (int c = 0; c < 64; c++)
 		if (sys6(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0, 0) != 0)
 			break;
-	/* The descriptors pid 1 expects: the streams, fd 3 for the user's
-	 * environment (where the CLI's pid 1 reads its spec), fd 4 for its
+	/* The descriptors pid 1 expects: the streams, fd 3 for the records'
+	 * path and the user's environment (where the CLI's pid 1 reads its
+	 * spec), fd 4 for its
 	 * messages and, on a terminal, fd 5 to send the sandbox's terminal
 	 * over; nothing else. */
 	i64 e = sys(SYS_fcntl, env_r, F_DUPFD_CLOEXEC, 10);
@@ -279,21 +278,28 @@ INLINE void child(int maps_r, int sync_w, int env_r, int pty_w, const char *prog
 	sys(SYS_exit, 125, 0, 0);
 }
 
-/* Sends the environment, each entry NUL-terminated, then its end. */
-INLINE int send_env(int fd, char **envp) {
-	for (; *envp; envp++) {
-		const char *p = *envp;
-		u64 n = slen(p) + 1;
-		while (n) {
-			i64 w = sys6(SYS_sendto, fd, (i64)p, n, MSG_NOSIGNAL, 0, 0);
-			if (w == -EINTR)
-				continue;
-			if (w <= 0)
-				return 0;
-			p += w;
-			n -= (u64)w;
-		}
+/* Sends s with its NUL, without SIGPIPE should pid 1 be gone. */
+INLINE int send_str(int fd, const char *s) {
+	for (u64 n = slen(s) + 1; n;) {
+		i64 w = sys6(SYS_sendto, fd, (i64)s, n, MSG_NOSIGNAL, 0, 0);
+		if (w == -EINTR)
+			continue;
+		if (w <= 0)
+			return 0;
+		s += w;
+		n -= (u64)w;
 	}
+	return 1;
+}
+
+/* Sends the path of the records, then the environment, each
+ * NUL-terminated, then their end. */
+INLINE int send_env(int fd, const char *rec, char **envp) {
+	if (!send_str(fd, rec))
+		return 0;
+	for (; *envp; envp++)
+		if (!send_str(fd, *envp))
+			return 0;
 	return sys(SYS_shutdown, fd, SHUT_WR, 0) == 0;
 }
 
@@ -572,7 +578,13 @@ long devbox_front(long *sp) {
 	char cwd[4096];
 	if (!getwd_(envp, cwd, sizeof cwd))
 		return 0;
-	i64 lk = record_lock(envp, cwd);
+	TEXT static const char lock[] = ".lock";
+	char rec[4096], link[4096];
+	u64 ln = 0;
+	if (!record_path(envp, cwd, rec, sizeof rec) || !append(link, sizeof link, &ln, rec) ||
+	    !append(link, sizeof link, &ln, lock))
+		return 0;
+	i64 lk = sys(SYS_open, link, O_RDONLY | O_CLOEXEC, 0);
 	if (lk < 0)
 		return 0;
 	i64 busy = sys(SYS_flock, lk, LOCK_SH | LOCK_NB, 0);
@@ -621,7 +633,7 @@ long devbox_front(long *sp) {
 	char go = 1;
 	int ok = pid > 0 && write_maps(pid) && sys(SYS_write, mapsp[1], &go, 1) == 1;
 	sys(SYS_close, mapsp[1], 0, 0);
-	ok = ok && send_env(envs[0], envp);
+	ok = ok && send_env(envs[0], rec, envp);
 	sys(SYS_close, envs[0], 0, 0);
 
 	/* Messages until the command's status; anything else before the
