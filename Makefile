@@ -101,11 +101,13 @@ e2e: build e2e-bin
 	@if [ "$$(id -u)" -eq 0 ]; then $(MAKE) --no-print-directory e2e-unprivileged; fi
 
 # Runs as root: the binaries go to a fresh 755 dir that $(E2E_USER) can
-# read, and the tests run from there with nothing of root's environment.
+# read, and the tests run from there with nothing of root's environment,
+# beside the front's C, which rootless's tests compile.
 e2e-unprivileged: build e2e-bin unit-bins e2e-user
 	@set -e; \
 	dir=$$(mktemp -d); trap 'rm -rf "$$dir"' EXIT; chmod 755 "$$dir"; \
 	home=$$(getent passwd $(E2E_USER) | cut -d: -f6); \
+	mkdir -p "$$dir/internal/front"; cp -r internal/front/c "$$dir/internal/front/"; chmod -R a+rX "$$dir/internal"; \
 	for t in rootless image; do \
 		mkdir -p "$$dir/$$t"; install -m 755 bin/$$t.test "$$dir/$$t/"; \
 		if [ -d $$t/testdata ]; then cp -r $$t/testdata "$$dir/$$t/"; chmod -R a+rX "$$dir/$$t"; fi; \

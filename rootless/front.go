@@ -19,12 +19,17 @@ import (
 
 // A warm `devbox run` or `devbox shell` skips the Go CLI: devbox's front
 // (internal/front), C code that runs from the executable's entry point
-// before the Go runtime, creates the sandbox's pid 1 as Start would and
-// hands it devbox's command line. pid 1 then takes its Spec from the Front record that the last
-// run in that directory left, which holds the Spec and everything the CLI
-// read to make it, and checks that none of it changed. When anything did,
-// or the record is missing, pid 1 says so (msgFallback) and exits, and the
-// CLI runs as it always does and writes a new record.
+// before the Go runtime, creates the sandbox's pid 1 as Start would. pid 1
+// reads the Front record that the last run in that directory left, which
+// holds the Spec and everything the CLI read to make it, checks that none
+// of it changed, and takes the project's locks, all still in C
+// (internal/front/c/record.h). When anything changed, or the record is
+// missing, pid 1 says so (msgFallback) and exits, and the CLI runs as it
+// always does and writes a new record. Otherwise pid 1 executes its Go
+// program (Init, stage "front") with the command and the record; for a
+// plain run the front has set the sandbox up and started the command
+// already (internal/front/c/sandbox.h), and the Go program reaps it and
+// serves joins and sudo.
 
 // frontStage is the value of initEnv in a pid 1 that the front started.
 const frontStage = "front"
@@ -93,14 +98,6 @@ func identity(path string) []uint64 {
 		return []uint64{1<<63 | uint64(errno), 0}
 	}
 	return []uint64{st.Dev, st.Ino}
-}
-
-// current is what in's path is now, as in says it was.
-func (in Input) current() []uint64 {
-	if in.Identity {
-		return identity(in.Path)
-	}
-	return stamp(in.Path)
 }
 
 // stamp is what path is: its lstat(2) and stat(2) identity, size, mode and
@@ -250,12 +247,8 @@ func SaveFront(path string, r *Front) error {
 	return nil
 }
 
-// loadFront reads the record SaveFront wrote at path.
-func loadFront(path string) (*Front, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
+// decodeFront decodes the record SaveFront wrote.
+func decodeFront(b []byte) (*Front, error) {
 	d := &wire.Decoder{B: b}
 	if v := d.Uint(); v != frontVersion && d.Err == nil {
 		return nil, fmt.Errorf("record version %d, want %d", v, frontVersion)
@@ -283,111 +276,45 @@ func loadFront(path string) (*Front, error) {
 	return r, nil
 }
 
-// stale says what of r no longer holds for a run in cwd, with env, of
-// pid 1's program self; "" when nothing.
-func (r *Front) stale(self, cwd string, env []string) string {
-	switch {
-	case r.Init != self:
-		return "another devbox wrote it"
-	case r.Kernel != KernelRelease():
-		return "another kernel runs"
-	case r.UID != uint32(os.Getuid()) || r.GID != uint32(os.Getgid()):
-		return "another user runs devbox"
-	case r.Cwd != cwd:
-		return "it is another directory's"
-	case r.Env != EnvHash(env, r.EnvNames):
-		return "the environment changed"
-	}
-	for _, in := range r.Inputs {
-		if !slices.Equal(in.current(), in.Stat) {
-			return in.Path + " changed"
-		}
-	}
-	return ""
-}
+// The descriptors the front gives pid 1 beside fdSpec, fdSync and fdPty
+// (internal/front/c/front.c, child): the project's three locks, which
+// pid 1 holds until the sandbox's last process is gone, and for a
+// command the front started (frontCommandEnv), the directory of the
+// joiners' socket and a pipe that ends once the command was executed.
+const (
+	fdUpperLock   = 6
+	fdProjectLock = 7
+	fdRunning     = 8
+	fdShareDir    = 9
+	fdExecuted    = 10
+)
 
-// commandOf is the command of `devbox shell`, or of `devbox run ARGS...`
-// (args from "run" on): after "--" the words as they are; otherwise a
-// [scripts] entry's, as Environment.ScriptArgs makes it, or the words.
-func (r *Front) commandOf(args []string) []string {
-	if args[0] == "shell" {
-		return r.Shell
-	}
-	args = args[1:]
-	if len(args) > 0 && args[0] == "--" {
-		return args[1:]
-	}
-	if script, ok := r.Scripts[args[0]]; ok {
-		return append([]string{"/bin/sh", "-c", script, args[0]}, args[1:]...)
-	}
-	return args
-}
+// frontCommandEnv names, in a pid 1 the front started, the pid of the
+// sandbox's command when the front set the sandbox up and started it.
+const frontCommandEnv = "_DEVBOX_FRONT_COMMAND"
 
-// frontSpec is the Spec of the command the front handed pid 1 (args,
-// devbox's arguments from "run" or "shell" on), from the record of its
-// directory, which the front names on envFile, checked against the
-// user's environment, which comes after. It takes the project's locks as
-// the CLI would; pid 1 holds them (held) until its sandbox's last process
-// is gone. An error says why the CLI must run the command instead.
-func frontSpec(args []string, envFile *os.File) (spec *Spec, held []func(), err error) {
-	defer func() {
-		if err != nil {
-			for _, release := range held {
-				release()
-			}
-		}
-	}()
-	if !(len(args) >= 2 && args[0] == "run" || len(args) == 1 && args[0] == "shell") {
-		return nil, nil, errors.New("neither devbox run nor devbox shell")
+// frontSpec is the Spec of the command args in the record the front
+// checked (on fdSpec) for pid 1, and the release of the locks the front
+// took: as the CLI's, they are held until the sandbox's last process is
+// gone.
+func frontSpec(args []string) (*Spec, []func(), error) {
+	var held []func()
+	for _, fd := range []int{fdUpperLock, fdProjectLock, fdRunning} {
+		held = append(held, func() { unix.Close(fd) })
 	}
-	// The path of the directory's records (FrontPath, which the front
-	// worked out), then the user's environment, each NUL-terminated.
-	b, err := io.ReadAll(envFile)
-	envFile.Close()
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(b) == 0 {
-		return nil, nil, errors.New("no record path from the front")
-	}
-	env := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
-	records, env := env[0], env[1:]
-	cwd, err := workingDir(env)
-	if err != nil {
-		return nil, nil, err
-	}
-	self, err := os.Readlink("/proc/self/exe")
-	if err != nil {
-		return nil, nil, err
-	}
-	terminal := isTerminal(0)
-	r, err := loadFront(records + frontMode(terminal, isTerminal(1)))
-	if err != nil {
-		return nil, nil, err
-	}
-	if why := r.stale(self, cwd, env); why != "" {
-		return nil, nil, errors.New(why)
-	}
-	// The order of rootView and Environment.Running: the writable layer's
-	// lock, which a running sandbox holds (the command joins it, which the
-	// CLI does), the project's, which a reset holds, and the record of the
-	// layers in use, which gc keeps.
-	release, err := fsutil.TryLock(r.UpperLock)
+	f := os.NewFile(fdSpec, "record")
+	b, err := io.ReadAll(f)
+	f.Close()
 	if err != nil {
 		return nil, held, err
 	}
-	held = append(held, release)
-	if release, err = fsutil.TryLockShared(r.ProjectLock); err != nil {
+	r, err := decodeFront(b)
+	if err != nil {
 		return nil, held, err
 	}
-	held = append(held, release)
-	if release, err = holdRunning(r.Running); err != nil {
-		return nil, held, err
-	}
-	held = append(held, release)
-	spec = &r.Spec
-	spec.Process.Args = r.commandOf(args)
-	if terminal {
+	spec := &r.Spec
+	spec.Process.Args = args
+	if spec.Process.Terminal {
 		// The sandbox's terminal starts at the size of the caller's
 		// now, not the last run's.
 		if ws, err := unix.IoctlGetWinsize(0, unix.TIOCGWINSZ); err == nil {
@@ -395,34 +322,4 @@ func frontSpec(args []string, envFile *os.File) (spec *Spec, held []func(), err 
 		}
 	}
 	return spec, held, nil
-}
-
-// isTerminal reports whether fd is a terminal.
-func isTerminal(fd int) bool {
-	_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
-	return err == nil
-}
-
-// holdRunning holds a shared flock on the record of a running sandbox's
-// layers at path (env.Environment.Running), which must be the file there.
-func holdRunning(path string) (func(), error) {
-	f, err := fsutil.LockExisting(path, unix.LOCK_SH|unix.LOCK_NB)
-	if err != nil {
-		return nil, err
-	}
-	return func() { f.Close() }, nil
-}
-
-// workingDir is the working directory as os.Getwd names it in a process
-// with the environment env: $PWD when that is the working directory (a
-// path through a symlink, as the user reached it), else the kernel's.
-func workingDir(env []string) (string, error) {
-	if pwd := lookupEnv(env, "PWD"); filepath.IsAbs(pwd) {
-		dot, err1 := os.Stat(".")
-		d, err2 := os.Stat(pwd)
-		if err1 == nil && err2 == nil && os.SameFile(dot, d) {
-			return pwd, nil
-		}
-	}
-	return os.Getwd()
 }

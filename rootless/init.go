@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -71,11 +72,14 @@ func Init() int {
 		}
 		sendMessage(syncPipe, message{Type: msgExited, Status: status})
 	}
+	// The pid of the command, when the front set the sandbox up and
+	// started it (internal/front/c/sandbox.h).
+	frontCommand := 0
 	if kind == frontStage {
 		// Whatever stands in the way, the CLI runs the command instead,
 		// and says what went wrong where something did.
 		var err error
-		if spec, held, err = frontSpec(os.Args[1:], os.NewFile(fdSpec, "environment")); err != nil {
+		if spec, held, err = frontSpec(os.Args[1:]); err != nil {
 			sendMessage(syncPipe, message{Type: msgFallback, Error: err.Error()})
 			return 0
 		}
@@ -83,6 +87,8 @@ func Init() int {
 			sendMessage(syncPipe, message{Type: msgFallback, Error: err.Error()})
 			return 0
 		}
+		frontCommand, _ = strconv.Atoi(os.Getenv(frontCommandEnv))
+		os.Unsetenv(frontCommandEnv)
 	} else {
 		spec = new(Spec)
 		specFile := os.NewFile(fdSpec, "spec")
@@ -95,34 +101,56 @@ func Init() int {
 		}
 		specFile.Close()
 	}
-	// The directory of the joiners' socket, opened while the host's is at
-	// hand; the socket is made once the command runs, off its way.
+	var pid int
+	var stdio []*os.File
 	shareDir := -1
-	if spec.Share != "" {
-		var err error
-		if shareDir, err = unix.Open(filepath.Dir(spec.Share), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
-			return fail(&os.PathError{Op: "open", Path: filepath.Dir(spec.Share), Err: err})
+	if frontCommand > 0 {
+		// The front's child sets the sandbox up and executes the
+		// command: once it has, what remains is this process's own.
+		pid, stdio = frontCommand, []*os.File{os.Stdin, os.Stdout, os.Stderr}
+		if spec.Share != "" {
+			shareDir = fdShareDir
 		}
-	}
-	if err := setup(spec); err != nil {
-		return fail(err)
-	}
-	stdio, err := openStdio(spec)
-	if err != nil {
-		return fail(err)
-	}
-	<-handled
-	pid, status, err := startCommand(spec, stdio, false)
-	if err != nil && status != 0 {
-		// The command could not be executed: say why on its stderr, and
-		// exit as a shell would (127 not found, 126 not executable).
-		fmt.Fprintf(stdio[2], "devbox: %v\n", err)
-		sendMessage(syncPipe, message{Type: msgStarted})
-		exited(status)
-		return status
-	}
-	if err != nil {
-		return fail(err)
+		awaitExecuted()
+		if err := setupProcess(spec); err != nil {
+			return fail(err)
+		}
+		<-handled
+	} else {
+		// The directory of the joiners' socket, opened while the host's
+		// is at hand; the socket is made once the command runs, off its
+		// way.
+		if spec.Share != "" {
+			var err error
+			if shareDir, err = unix.Open(filepath.Dir(spec.Share), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+				return fail(&os.PathError{Op: "open", Path: filepath.Dir(spec.Share), Err: err})
+			}
+		}
+		if err := setupView(spec); err != nil {
+			return fail(err)
+		}
+		if err := setupProcess(spec); err != nil {
+			return fail(err)
+		}
+		var err error
+		if stdio, err = openStdio(spec); err != nil {
+			return fail(err)
+		}
+		<-handled
+		var status int
+		pid, status, err = startCommand(spec, stdio, false)
+		if err != nil && status != 0 {
+			// The command could not be executed: say why on its stderr,
+			// and exit as a shell would (127 not found, 126 not
+			// executable).
+			fmt.Fprintf(stdio[2], "devbox: %v\n", err)
+			sendMessage(syncPipe, message{Type: msgStarted})
+			exited(status)
+			return status
+		}
+		if err != nil {
+			return fail(err)
+		}
 	}
 	sendMessage(syncPipe, message{Type: msgStarted})
 	for _, f := range stdio {
@@ -132,7 +160,7 @@ func Init() int {
 	if shareDir >= 0 || spec.Sudo {
 		go j.serve(shareDir, filepath.Base(spec.Share), spec.Sudo)
 	}
-	status = reap(pid, sigs, j, func(n int) {
+	status := reap(pid, sigs, j, func(n int) {
 		sendMessage(syncPipe, message{Type: msgWaiting, Status: n})
 	})
 	// Everything in the sandbox is gone: the parent may return now, while
@@ -141,8 +169,9 @@ func Init() int {
 	return status
 }
 
-// setup builds the sandbox's filesystem and identity, in this order.
-func setup(spec *Spec) error {
+// setupView builds the sandbox's filesystem and names, in this order.
+// The front's sandbox.h does the same for a plain run.
+func setupView(spec *Spec) error {
 	// Private propagation before the first mount: nothing mounted below may
 	// propagate to the host's mount namespace, and no host mount event may
 	// reach into the sandbox.
@@ -178,6 +207,24 @@ func setup(spec *Spec) error {
 	if err := writeEtcFiles(etcFiles(spec, hostHosts)); err != nil {
 		return fmt.Errorf("write /etc files: %w", err)
 	}
+	return nil
+}
+
+// awaitExecuted waits until the front's child has executed the command,
+// or has given up: the pipe on fdExecuted ends then.
+func awaitExecuted() {
+	var b [1]byte
+	for {
+		if _, err := unix.Read(fdExecuted, b[:]); err != unix.EINTR {
+			unix.Close(fdExecuted)
+			return
+		}
+	}
+}
+
+// setupProcess sets up pid 1 itself, which forks the command and the
+// commands that join, once the sandbox's view is in place.
+func setupProcess(spec *Spec) error {
 	// no_new_privs: nothing the command executes can gain privileges
 	// through setuid bits or file capabilities. Set last, on this locked
 	// thread, which is the one that forks the command.

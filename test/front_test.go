@@ -28,6 +28,10 @@ type frontRun struct {
 	env   []string // beside the test environment's
 	stdin string
 	dir   string // the project's directory when empty
+	// plain, when set, is set to whether the front also set the
+	// sandbox up and started the command itself (a plain run), rather
+	// than pid 1's Go program: pid 1's environment says so.
+	plain *bool
 }
 
 func (fr frontRun) run(t *testing.T, e *testEnv) (r result, front bool) {
@@ -53,12 +57,34 @@ func (fr frontRun) run(t *testing.T, e *testEnv) (r result, front bool) {
 	lines := bufio.NewReader(out)
 	first, _ := lines.ReadString('\n')
 	front = strings.Contains(procStatus(cmd.Process.Pid), "Threads:\t1\n")
+	if fr.plain != nil {
+		*fr.plain = front && strings.Contains(pid1Environ(t, cmd.Process.Pid), "_DEVBOX_FRONT_COMMAND=")
+	}
 	rest, _ := readAll(lines)
 	cmd.Wait()
 	if ctx.Err() != nil {
 		t.Fatalf("devbox %s timed out", strings.Join(fr.args, " "))
 	}
 	return result{Args: fr.args, Stdout: first + rest, Stderr: stderr.String(), Code: cmd.ProcessState.ExitCode()}, front
+}
+
+// pid1Environ is the environment of the sandbox's pid 1, the child of
+// the front pid, which must be running.
+func pid1Environ(t *testing.T, pid int) string {
+	t.Helper()
+	children, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "task", strconv.Itoa(pid), "children"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid1 := strings.Fields(string(children))
+	if len(pid1) != 1 {
+		t.Fatalf("the front has children %q, want pid 1 alone", pid1)
+	}
+	env, err := os.ReadFile(filepath.Join("/proc", pid1[0], "environ"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(env)
 }
 
 // procStatus is the status file of process pid.
@@ -106,16 +132,55 @@ func TestRunFront(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, imageRef(suite.registry, "busybox"))
 	e.writeConfig(t, "[image]\nref = \""+imageRef(suite.registry, "busybox")+"\"\n[env]\nGREETING = \"hello\"\nFROM_HOST = \"${localEnv:DEVBOX_TEST_VALUE:unset}\"\n[scripts]\ngreet = \"echo $GREETING \\\"$1\\\"; sleep 0.3\"\n")
-	show := frontRun{args: []string{"run", "--", "sh", "-c", "echo $GREETING $FROM_HOST; sleep 0.3; echo err >&2; exit 3"}}
+	var plain bool
+	show := frontRun{args: []string{"run", "--", "sh", "-c", "echo $GREETING $FROM_HOST; sleep 0.3; echo err >&2; exit 3"}, plain: &plain}
 
 	r := show.warm(t, e)
 	if r.Code != 3 || r.Stdout != "hello unset\n" || r.Stderr != "err\n" {
 		t.Errorf("the front's run: want exit 3, \"hello unset\" and \"err\"; %s", r)
 	}
+	if !plain {
+		t.Error("the front left a plain run's sandbox to pid 1's Go program")
+	}
 	if _, front := (frontRun{args: show.args, env: []string{"DEVBOX_FRONT=0"}}).run(t, e); front {
 		t.Error("DEVBOX_FRONT=0: the front ran devbox")
 	}
 
+	t.Run("a writable layer whose directories link to host paths", func(t *testing.T) {
+		// Changed between runs, the writable layer is not part of the
+		// record: the front sets up a sandbox on it as it is, and must
+		// resolve every mount inside it, as the Go program does.
+		uppers, _ := filepath.Glob(filepath.Join(e.Data, "devbox", "projects", "*", "upper"))
+		if len(uppers) != 1 {
+			t.Fatalf("want the project's writable layer, found %q", uppers)
+		}
+		for _, name := range []string{"etc", "tmp", "dev", "proc", "sys"} {
+			write := frontRun{args: []string{"run", "--", "sh", "-c", "echo ready; echo x > /tmp/written; echo y > /etc/written; sleep 0.3"}}
+			var plain bool
+			write.plain = &plain
+			write.warm(t, e)
+			if !plain {
+				t.Fatal("the front left a plain run's sandbox to pid 1's Go program")
+			}
+			victim := t.TempDir()
+			dir, saved := filepath.Join(uppers[0], name), filepath.Join(t.TempDir(), name)
+			moved := os.Rename(dir, saved) == nil
+			if err := os.Symlink(victim, dir); err != nil {
+				t.Fatal(err)
+			}
+			write.plain = nil
+			r, _ := write.run(t, e)
+			os.Remove(dir)
+			if moved {
+				if err := os.Rename(saved, dir); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if entries, _ := os.ReadDir(victim); len(entries) != 0 {
+				t.Errorf("/%s a link to %s: the run wrote %d entries there; %s", name, victim, len(entries), r)
+			}
+		}
+	})
 	t.Run("a script, and the words after it", func(t *testing.T) {
 		r := frontRun{args: []string{"run", "greet", "world"}}.warm(t, e)
 		if r.Code != 0 || r.Stdout != "hello world\n" {

@@ -13,114 +13,9 @@
  * does not return once the sandbox's command has started.
  */
 
-#define INLINE static inline __attribute__((always_inline))
-/* Constant data in .text: the object then has no relocations. */
-#define TEXT __attribute__((section(".text#")))
-
-typedef unsigned long u64;
-typedef long i64;
-
-enum {
-	SYS_read = 0, SYS_write = 1, SYS_open = 2, SYS_close = 3, SYS_stat = 4,
-	SYS_poll = 7, SYS_rt_sigprocmask = 14, SYS_ioctl = 16, SYS_access = 21,
-	SYS_dup2 = 33, SYS_getpid = 39, SYS_sendto = 44, SYS_recvmsg = 47,
-	SYS_shutdown = 48, SYS_socketpair = 53, SYS_clone = 56,
-	SYS_execve = 59, SYS_exit = 60, SYS_wait4 = 61, SYS_kill = 62,
-	SYS_fcntl = 72, SYS_flock = 73, SYS_getcwd = 79, SYS_getuid = 102,
-	SYS_getgid = 104, SYS_setpgid = 109, SYS_capget = 125,
-	SYS_capset = 126, SYS_prctl = 157, SYS_exit_group = 231,
-	SYS_signalfd4 = 289, SYS_pipe2 = 293, SYS_close_range = 436,
-};
-
-enum {
-	CLONE_NEWNS = 0x00020000, CLONE_NEWUTS = 0x04000000,
-	CLONE_NEWIPC = 0x08000000, CLONE_NEWUSER = 0x10000000,
-	CLONE_NEWPID = 0x20000000,
-	SIGHUP = 1, SIGINT = 2, SIGQUIT = 3, SIGKILL = 9, SIGTERM = 15,
-	SIGCHLD = 17,
-	O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CLOEXEC = 02000000,
-	TCGETS = 0x5401, SIG_BLOCK = 0, SIG_SETMASK = 2,
-	PR_SET_PDEATHSIG = 1, PR_CAP_AMBIENT = 47, PR_CAP_AMBIENT_RAISE = 2,
-	POLLIN = 1, POLLHUP = 0x10, X_OK = 1, EINTR = 4, F_GETFD = 1,
-	LOCK_SH = 1, LOCK_NB = 4, F_DUPFD_CLOEXEC = 1030, AF_UNIX = 1,
-	SOCK_STREAM = 1, SOCK_SEQPACKET = 5, MSG_NOSIGNAL = 0x4000, SHUT_WR = 1,
-	MSG_CMSG_CLOEXEC = 0x40000000, SIGWINCH = 28, TCSETS = 0x5402,
-	TIOCGWINSZ = 0x5413, TIOCSWINSZ = 0x5414, EAGAIN = 11,
-};
-
-INLINE i64 sys6(i64 n, i64 a, i64 b, i64 c, i64 d, i64 e, i64 f) {
-	register i64 r10 __asm__("r10") = d;
-	register i64 r8 __asm__("r8") = e;
-	register i64 r9 __asm__("r9") = f;
-	i64 r;
-	__asm__ volatile("syscall"
-			 : "=a"(r)
-			 : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
-			 : "rcx", "r11", "memory");
-	return r;
-}
-#define sys(n, a, b, c) sys6(n, (i64)(a), (i64)(b), (i64)(c), 0, 0, 0)
-
-INLINE int streq(const char *a, const char *b) {
-	while (*a && *a == *b)
-		a++, b++;
-	return *a == *b;
-}
-
-INLINE int has_prefix(const char *s, const char *p) {
-	while (*p)
-		if (*s++ != *p++)
-			return 0;
-	return 1;
-}
-
-INLINE u64 slen(const char *s) {
-	u64 n = 0;
-	while (s[n])
-		n++;
-	return n;
-}
-
-/* The value of NAME in envp, or 0. */
-INLINE const char *getenv_(char **envp, const char *name_eq) {
-	for (; *envp; envp++)
-		if (has_prefix(*envp, name_eq))
-			return *envp + slen(name_eq);
-	return 0;
-}
-
-/* Appends s to the buffer b of size n at *at; 0 when it does not fit. */
-INLINE int append(char *b, u64 n, u64 *at, const char *s) {
-	u64 l = slen(s);
-	if (*at + l >= n)
-		return 0;
-	for (u64 i = 0; i < l; i++)
-		b[*at + i] = s[i];
-	*at += l;
-	b[*at] = 0;
-	return 1;
-}
-
-INLINE void append_uint(char *b, u64 *at, u64 v) {
-	char d[24];
-	int n = 0;
-	do {
-		d[n++] = '0' + v % 10;
-		v /= 10;
-	} while (v);
-	while (n)
-		b[(*at)++] = d[--n];
-	b[*at] = 0;
-}
-
-INLINE int write_file(const char *path, const char *data, u64 len) {
-	i64 fd = sys(SYS_open, path, O_WRONLY | O_CLOEXEC, 0);
-	if (fd < 0)
-		return 0;
-	i64 n = sys(SYS_write, fd, data, len);
-	sys(SYS_close, fd, 0, 0);
-	return n == (i64)len;
-}
+#include "base.h"
+#include "record.h"
+#include "sandbox.h"
 
 /* The single-id maps of a sandbox: the user's uid and gid to themselves. */
 INLINE int write_maps(i64 pid) {
@@ -209,21 +104,57 @@ INLINE int record_path(char **envp, const char *cwd, char *path, u64 size) {
 	return 1;
 }
 
-struct cap_header {
-	unsigned int version;
-	int pid;
-};
-struct cap_data {
-	unsigned int effective, permitted, inheritable;
-};
+/* Takes the flock how on path for pid 1 (rootless.frontSpec's locks):
+ * the descriptor, or -1. existing: the file must be there, and still be
+ * the one locked (fsutil.LockExisting); else it is made. */
+INLINE i64 lock(const char *path, int how, int existing) {
+	i64 fd = sys(SYS_open, path, existing ? O_RDONLY | O_CLOEXEC : O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	struct kstat held, now;
+	if (sys(SYS_flock, fd, how | LOCK_NB, 0) != 0 ||
+	    (existing && (sys(SYS_fstat, fd, &held, 0) != 0 || sys(SYS_stat, path, &now, 0) != 0 ||
+			  held.dev != now.dev || held.ino != now.ino))) {
+		sys(SYS_close, fd, 0, 0);
+		return -1;
+	}
+	return fd;
+}
 
-/* pid 1's side of the clone: what rootless.sysProcAttr asks of Go's
- * ForkExec for a single-id sandbox, then the exec. pty_w is the socket
- * pid 1 sends the sandbox's terminal over, -1 without a terminal. */
-INLINE void child(int maps_r, int sync_w, int env_r, int pty_w, const char *prog,
-		  char **argv, u64 *oldmask) {
+/* The descriptors of pid 1's Go program: each want[i] at fd 3 + i, or fd
+ * 3 + i closed where want[i] < 0, and nothing else beyond the streams. */
+INLINE int place_fds(i64 *want, int n) {
+	for (int i = 0; i < n; i++)
+		if (want[i] >= 0 && (want[i] = sys(SYS_fcntl, want[i], F_DUPFD_CLOEXEC, 64)) < 0)
+			return 0;
+	sys(SYS_close_range, 3, 63, 0);
+	for (int i = 0; i < n; i++)
+		if (want[i] >= 0 && sys(SYS_dup2, want[i], 3 + i, 0) != 3 + i)
+			return 0;
+	sys(SYS_close_range, 3 + n, ~0U, 0);
+	return 1;
+}
+
+/*
+ * pid 1's side of the clone. It reads the record of this kind of run
+ * (recs, the records' path, plus ".t" or ".tt"), checks it and takes the
+ * project's locks; a plain run's sandbox it sets up in a child of its own
+ * (sandbox.h). Then what rootless.sysProcAttr asks of Go's ForkExec for
+ * a single-id sandbox, and the exec of pid 1's Go program, which finds:
+ * fd 3 the record, 4 its messages to the front, 5 (on a terminal) the
+ * socket to send the sandbox's terminal over, 6 to 8 the locks, and for a
+ * plain run 9 the directory of the joiners' socket and 10 a pipe that
+ * ends when the command has been executed. Its arguments are the
+ * command's; its environment says whether the command runs already.
+ */
+INLINE void child(int maps_r, int sync_w, int pty_w, const char *prog, char **argv,
+		  char **envp, const char *cwd, const char *recs, u64 *oldmask) {
 	TEXT static const char marker[] = "_DEVBOX_SANDBOX_INIT=front",
-			       procs[] = "GOMAXPROCS=2", name[] = "devbox-init";
+			       procs[] = "GOMAXPROCS=2", name[] = "devbox-init",
+			       started[] = "_DEVBOX_FRONT_COMMAND=", t[] = ".t",
+			       e_rec[] = "no record of this kind of run",
+			       e_locked[] = "the project is in use",
+			       e_fork[] = "fork", e_share[] = "open the joiners' directory";
 	char b;
 	sys6(SYS_rt_sigprocmask, SIG_SETMASK, (i64)oldmask, 0, 8, 0, 0);
 	/* The maps are written once this read returns. */
@@ -237,86 +168,102 @@ INLINE void child(int maps_r, int sync_w, int env_r, int pty_w, const char *prog
 	/* If devbox dies, pid 1 dies, and with it the sandbox. (Its parent
 	 * is outside its pid namespace: getppid says 0, dead or alive.) */
 	sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0);
+
+	/* The record, mapped privately: record_check writes in it. */
+	char path[4096];
+	u64 at = 0;
+	if (!append(path, sizeof path, &at, recs) || (pty_w >= 0 && !append(path, sizeof path, &at, t)) ||
+	    (pty_w >= 0 && isatty_(1) && !append(path, sizeof path, &at, t + 1)))
+		fallback(sync_w, e_rec);
+	i64 rf = sys(SYS_open, path, O_RDONLY | O_CLOEXEC, 0);
+	struct kstat st;
+	if (rf < 0 || sys(SYS_fstat, rf, &st, 0) != 0 || st.size <= 0)
+		fallback(sync_w, e_rec);
+	i64 map = sys6(SYS_mmap, 0, st.size, PROT_READ | PROT_WRITE, MAP_PRIVATE, rf, 0);
+	if (map < 0)
+		fallback(sync_w, e_rec);
+	struct rd d = {(unsigned char *)map, (u64)st.size, 0, 0};
+	struct rec r;
+	const char *why = record_check(&d, &r, prog, cwd, envp, argv + 1);
+	if (why)
+		fallback(sync_w, why);
+	/* The project's locks, in the order of rootView and
+	 * Environment.Running: the writable layer's (a running sandbox holds
+	 * it, and the command would join that), the project's (a reset holds
+	 * it), and the record of the layers in use (which gc keeps). */
+	i64 fds[8] = {rf, sync_w, pty_w, -1, -1, -1, -1, -1};
+	if ((fds[3] = lock(r.upper_lock, LOCK_EX, 0)) < 0 || (fds[4] = lock(r.project_lock, LOCK_SH, 0)) < 0 ||
+	    (fds[5] = lock(r.running, LOCK_SH, 1)) < 0)
+		fallback(sync_w, e_locked);
+
+	/* A plain run's sandbox: its command starts in a child while this
+	 * process executes its Go program. */
+	char pidenv[48];
+	u64 pe = 0;
+	if (sandbox_plain(&r.spec, (u64)sys(SYS_getuid, 0, 0, 0), (u64)sys(SYS_getgid, 0, 0, 0))) {
+		const char *share = r.spec.share;
+		if (share[0]) {
+			char dir[4096];
+			u64 n = dir_len(share);
+			if (share[0] != '/' || n >= sizeof dir)
+				fallback(sync_w, e_share);
+			for (u64 i = 0; i < n; i++)
+				dir[i] = share[i];
+			dir[n] = 0;
+			if ((fds[6] = sys(SYS_open, dir, O_PATH | O_DIRECTORY | O_CLOEXEC, 0)) < 0)
+				fallback(sync_w, e_share);
+		}
+		int execd[2], ran[2];
+		if (sys(SYS_pipe2, execd, O_CLOEXEC, 0) != 0 || sys(SYS_pipe2, ran, O_CLOEXEC, 0) != 0)
+			fallback(sync_w, e_fork);
+		i64 pid = sys(SYS_fork, 0, 0, 0);
+		if (pid < 0)
+			fallback(sync_w, e_fork);
+		if (pid == 0) {
+			sys(SYS_close, execd[1], 0, 0);
+			sys(SYS_close, ran[0], 0, 0);
+			sandbox(&r, sync_w, execd[0]);
+		}
+		sys(SYS_close, execd[0], 0, 0);
+		sys(SYS_close, ran[1], 0, 0);
+		fds[7] = ran[0];
+		append(pidenv, sizeof pidenv, &pe, started);
+		append_uint(pidenv, &pe, (u64)pid);
+	}
+
 	/* pid 1 keeps the namespace's capabilities across the exec, as
 	 * ambient ones (rootless.asUser). */
 	struct cap_header h = {0x20080522, 0};
-	struct cap_data d[2];
-	if (sys(SYS_capget, &h, d, 0) != 0)
+	struct cap_data cd[2];
+	if (sys(SYS_capget, &h, cd, 0) != 0)
 		sys(SYS_exit, 125, 0, 0);
-	d[0].inheritable = d[0].permitted;
-	d[1].inheritable = d[1].permitted;
-	if (sys(SYS_capset, &h, d, 0) != 0)
+	cd[0].inheritable = cd[0].permitted;
+	cd[1].inheritable = cd[1].permitted;
+	if (sys(SYS_capset, &h, cd, 0) != 0)
 		sys(SYS_exit, 125, 0, 0);
 	for (int c = 0; c < 64; c++)
 		if (sys6(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0, 0) != 0)
 			break;
-	/* The descriptors pid 1 expects: the streams, fd 3 for the records'
-	 * path and the user's environment (where the CLI's pid 1 reads its
-	 * spec), fd 4 for its
-	 * messages and, on a terminal, fd 5 to send the sandbox's terminal
-	 * over; nothing else. */
-	i64 e = sys(SYS_fcntl, env_r, F_DUPFD_CLOEXEC, 10);
-	i64 m = sys(SYS_fcntl, sync_w, F_DUPFD_CLOEXEC, 10);
-	i64 t = pty_w < 0 ? 0 : sys(SYS_fcntl, pty_w, F_DUPFD_CLOEXEC, 10);
-	if (e < 0 || m < 0 || t < 0 || sys(SYS_dup2, e, 3, 0) != 3 || sys(SYS_dup2, m, 4, 0) != 4 ||
-	    (pty_w >= 0 && sys(SYS_dup2, t, 5, 0) != 5))
+	if (!place_fds(fds, 8))
 		sys(SYS_exit, 125, 0, 0);
-	sys(SYS_close_range, pty_w < 0 ? 5 : 6, ~0U, 0);
-	/* argv: devbox-init, then devbox's arguments from "run" on. Its
-	 * environment is what the CLI gives pid 1: the user's comes on fd 3,
-	 * for pid 1 to compare with the record's, and stays out of
+	/* argv: devbox-init, then the command. Its environment is what the
+	 * CLI gives pid 1, and no more: the user's stays out of
 	 * /proc/1/environ, where the sandbox could read it. */
 	int argc = 0;
-	while (argv[argc])
+	while (r.cmd[argc])
 		argc++;
-	char *nargv[argc + 1];
-	char *nenvp[3] = {(char *)marker, (char *)procs, 0};
+	char *nargv[argc + 2];
+	char *nenvp[4] = {(char *)marker, (char *)procs, pe ? pidenv : 0, 0};
 	nargv[0] = (char *)name;
-	for (int i = 1; i <= argc; i++)
-		nargv[i] = argv[i];
+	for (int i = 0; i <= argc; i++)
+		nargv[i + 1] = r.cmd[i];
 	sys(SYS_execve, prog, nargv, nenvp);
 	sys(SYS_exit, 125, 0, 0);
-}
-
-/* Sends s with its NUL, without SIGPIPE should pid 1 be gone. */
-INLINE int send_str(int fd, const char *s) {
-	for (u64 n = slen(s) + 1; n;) {
-		i64 w = sys6(SYS_sendto, fd, (i64)s, n, MSG_NOSIGNAL, 0, 0);
-		if (w == -EINTR)
-			continue;
-		if (w <= 0)
-			return 0;
-		s += w;
-		n -= (u64)w;
-	}
-	return 1;
-}
-
-/* Sends the path of the records, then the environment, each
- * NUL-terminated, then their end. */
-INLINE int send_env(int fd, const char *rec, char **envp) {
-	if (!send_str(fd, rec))
-		return 0;
-	for (; *envp; envp++)
-		if (!send_str(fd, *envp))
-			return 0;
-	return sys(SYS_shutdown, fd, SHUT_WR, 0) == 0;
 }
 
 /* pid 1's messages (rootless/messages.go): a uvarint length, then the
  * type as a uvarint-prefixed string, the status as a zigzag varint and the
  * error as a string. */
-INLINE int uvarint(const unsigned char *b, u64 n, u64 *at, u64 *v) {
-	*v = 0;
-	for (int shift = 0; *at < n && shift < 64; shift += 7) {
-		unsigned char c = b[(*at)++];
-		*v |= (u64)(c & 0x7f) << shift;
-		if (!(c & 0x80))
-			return 1;
-	}
-	return 0;
-}
-
 enum { MSG_NONE, MSG_STARTED, MSG_WAITING, MSG_EXITED, MSG_OTHER };
 
 /* Parses one message at the start of b[0:n]: its length in *used (0 while
@@ -349,11 +296,6 @@ INLINE int message(const unsigned char *b, u64 n, u64 *used, i64 *status) {
 			return MSG_STARTED + k;
 	}
 	return MSG_OTHER;
-}
-
-INLINE int isatty_(int fd) {
-	char t[64];
-	return sys(SYS_ioctl, fd, TCGETS, t) == 0;
 }
 
 /* After the command exits while commands that joined the sandbox run:
@@ -592,7 +534,7 @@ long devbox_front(long *sp) {
 	if (busy != 0)
 		return 0;
 
-	int syncp[2], mapsp[2], envs[2], ptys[2] = {-1, -1};
+	int syncp[2], mapsp[2], ptys[2] = {-1, -1};
 	if (tty && sys6(SYS_socketpair, AF_UNIX, SOCK_SEQPACKET | O_CLOEXEC, 0, (i64)ptys, 0, 0) != 0)
 		return 0;
 	term.sock = ptys[0];
@@ -601,13 +543,6 @@ long devbox_front(long *sp) {
 	if (sys(SYS_pipe2, mapsp, O_CLOEXEC, 0) != 0) {
 		sys(SYS_close, syncp[0], 0, 0);
 		sys(SYS_close, syncp[1], 0, 0);
-		return 0;
-	}
-	if (sys6(SYS_socketpair, AF_UNIX, SOCK_STREAM | O_CLOEXEC, 0, (i64)envs, 0, 0) != 0) {
-		for (int i = 0; i < 2; i++) {
-			sys(SYS_close, syncp[i], 0, 0);
-			sys(SYS_close, mapsp[i], 0, 0);
-		}
 		return 0;
 	}
 	/* The forwarded signals, read from a signalfd from here on; the
@@ -624,24 +559,26 @@ long devbox_front(long *sp) {
 	if (sigfd >= 0)
 		pid = sys6(SYS_clone, CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD, 0, 0, 0, 0, 0);
 	if (pid == 0)
-		child(mapsp[0], syncp[1], envs[1], ptys[1], prog, argv, &oldmask);
+		child(mapsp[0], syncp[1], ptys[1], prog, argv, envp, cwd, rec, &oldmask);
 	sys(SYS_close, mapsp[0], 0, 0);
 	sys(SYS_close, syncp[1], 0, 0);
-	sys(SYS_close, envs[1], 0, 0);
 	if (tty)
 		sys(SYS_close, ptys[1], 0, 0);
 	char go = 1;
 	int ok = pid > 0 && write_maps(pid) && sys(SYS_write, mapsp[1], &go, 1) == 1;
 	sys(SYS_close, mapsp[1], 0, 0);
-	ok = ok && send_env(envs[0], rec, envp);
-	sys(SYS_close, envs[0], 0, 0);
 
 	/* Messages until the command's status; anything else before the
 	 * command started hands the command to the Go program. */
 	unsigned char buf[4096];
 	u64 have = 0;
 	int started = 0;
-	unsigned int early = 0; /* a signal before the command started */
+	/* The signals that came before pid 1 said the command started: the
+	 * command may run already (a plain run's starts before pid 1's Go
+	 * program can forward anything), so they are forwarded once pid 1
+	 * can, or end devbox should the run fall back. */
+	unsigned int early = 0;
+	u64 pending = 0;
 	i64 waiting = 0;
 	int timeout = -1;
 	while (ok) {
@@ -665,10 +602,11 @@ long devbox_front(long *sp) {
 			if (sys(SYS_read, sigfd, &si, sizeof si) == sizeof si) {
 				if (si.signo == SIGWINCH) {
 					term_resize(&term);
-				} else {
+				} else if (started) {
 					sys(SYS_kill, pid, si.signo, 0);
-					if (!started)
-						early = si.signo;
+				} else {
+					early = si.signo;
+					pending |= 1UL << (si.signo - 1);
 				}
 			}
 		}
@@ -701,6 +639,9 @@ long devbox_front(long *sp) {
 			switch (kind) {
 			case MSG_STARTED:
 				started = 1;
+				for (unsigned int s = 1; s <= 64; s++)
+					if (pending & 1UL << (s - 1))
+						sys(SYS_kill, pid, s, 0);
 				break;
 			case MSG_WAITING:
 				/* The terminal is the caller's again, so that a
