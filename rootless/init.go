@@ -18,7 +18,7 @@ import (
 
 // The file descriptors Run passes to the sandbox's pid 1.
 const (
-	fdSpec = 3 // the Spec (from the front: the records' path and the user's environment)
+	fdSpec = 3 // the Spec (from the front: the record it checked)
 	fdSync = 4 // messages to the parent
 	fdPty  = 5 // a socket to send the terminal's master side over
 )

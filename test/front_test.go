@@ -181,6 +181,35 @@ func TestRunFront(t *testing.T) {
 			}
 		}
 	})
+	t.Run("sudo, and a run that joins, in the front's sandbox", func(t *testing.T) {
+		args := []string{"run", "--", "sh", "-c", "echo here > /tmp/marker; sudo id -u; sleep 1"}
+		untilFront(t, "set up a sandbox that others join", func() (plain bool) {
+			cmd := exec.Command(suite.bin, args...)
+			cmd.Dir = e.Project
+			cmd.Env = append(e.environ(), "PWD="+e.Project)
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			first, _ := bufio.NewReader(out).ReadString('\n')
+			pid := cmd.Process.Pid
+			plain = strings.Contains(procStatus(pid), "Threads:\t1\n") && strings.Contains(pid1Environ(t, pid), "_DEVBOX_FRONT_COMMAND=")
+			joined := e.run(t, "run", "--", "cat", "/tmp/marker")
+			cmd.Wait()
+			if first != "0\n" || cmd.ProcessState.ExitCode() != 0 {
+				t.Errorf("sudo id -u: want 0 and exit 0, got %q, exit %d, stderr %q", first, cmd.ProcessState.ExitCode(), stderr.String())
+			}
+			if joined.Code != 0 || joined.Stdout != "here\n" {
+				t.Errorf("a run beside it: want it to join and see its /tmp; %s", joined)
+			}
+			return plain
+		})
+	})
 	t.Run("a script, and the words after it", func(t *testing.T) {
 		r := frontRun{args: []string{"run", "greet", "world"}}.warm(t, e)
 		if r.Code != 0 || r.Stdout != "hello world\n" {
