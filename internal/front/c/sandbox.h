@@ -35,9 +35,18 @@ struct mount_attr_ {
 	u64 attr_set, attr_clr, propagation, userns_fd;
 };
 
+/* Whether the kernel has the system call nr (openat2, Linux 5.6, and
+ * mount_setattr, 5.12): a call with a bad descriptor fails with EBADF, or
+ * EINVAL, where it does, and with ENOSYS where it does not. */
+INLINE int kernel_has(i64 nr) {
+	return sys6(nr, -1, 0, 0, 0, 0, 0) != -ENOSYS;
+}
+
 /* Whether the C sets up the sandbox of spec s, for a process of uid and
  * gid: rootless.setup's plain case, without the Go program's fallbacks
- * (fuse-overlayfs, root emulation, nested namespaces, a terminal). */
+ * (fuse-overlayfs, root emulation, nested namespaces, a terminal, and a
+ * kernel without openat2 or mount_setattr, where the Go program has other
+ * ways). */
 INLINE int sandbox_plain(const struct spec *s, u64 uid, u64 gid) {
 	TEXT static const char host[] = "host", single[] = "single",
 			       overlay[] = "overlay", bind[] = "bind", slash[] = "/";
@@ -48,7 +57,9 @@ INLINE int sandbox_plain(const struct spec *s, u64 uid, u64 gid) {
 	if (s->nm == 0 || !streq(s->m[0].target, slash))
 		return 0;
 	const struct mnt *m = &s->m[0];
-	return streq(m->type, bind) || (streq(m->type, overlay) && !m->helper[0] && m->nlower > 0);
+	if (!streq(m->type, bind) && !(streq(m->type, overlay) && !m->helper[0] && m->nlower > 0))
+		return 0;
+	return kernel_has(SYS_openat2) && kernel_has(SYS_mount_setattr);
 }
 
 /* Sends pid 1's message "fallback" with why on the sync pipe, and ends the
