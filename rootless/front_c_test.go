@@ -310,3 +310,85 @@ func FuzzFrontRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestFrontLookPath: the front finds a command where lookPath does, and
+// does not where it does not.
+func TestFrontLookPath(t *testing.T) {
+	bin := buildHarness(t, t.TempDir())
+	dir := t.TempDir()
+	for name, mode := range map[string]os.FileMode{"tool": 0o755, "a/tool": 0o755, "b/tool": 0o755, "a/data": 0o644, "b/data": 0o755, "a/sub/x": 0o755} {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, nil, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Symlink(filepath.Join(dir, "a/tool"), filepath.Join(dir, "b/link"))
+	os.Symlink(filepath.Join(dir, "nowhere"), filepath.Join(dir, "a/dangling"))
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	t.Chdir(dir) // "." in a PATH is the same directory for both
+	for _, tt := range []struct{ name, path string }{
+		{"tool", a + ":" + b}, {"tool", b + ":" + a}, {"data", a + ":" + b}, {"data", a},
+		{"link", a + ":" + b}, {"dangling", a}, {"sub", a}, {"x", a + "/sub"},
+		{"tool", ":" + a}, {"tool", a + "/"}, {"tool", "/nonexistent::" + b},
+		{"./a/tool", ""}, {"a/tool", ""}, {"missing", a + ":" + b}, {"tool", ""},
+	} {
+		env := []string{"PATH=" + tt.path}
+		want, _, err := lookPath(tt.name, env)
+		cmd := exec.Command(bin, append([]string{"path", tt.name}, env...)...)
+		cmd.Dir = dir
+		out, cerr := cmd.Output()
+		got := strings.TrimSuffix(string(out), "\n")
+		switch {
+		case cerr != nil:
+			t.Fatalf("harness: %v", cerr)
+		case err != nil && got != "not found":
+			t.Errorf("%s in PATH=%q: front finds %q, Go nothing", tt.name, tt.path, got)
+		case err == nil && !sameFile(inDirOf(dir, got), inDirOf(dir, want)):
+			t.Errorf("%s in PATH=%q: front finds %q, Go %q", tt.name, tt.path, got, want)
+		}
+	}
+}
+
+// inDirOf is path, taken relative to dir unless it is absolute.
+func inDirOf(dir, path string) string {
+	if filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(dir, path)
+}
+
+// sameFile reports whether a and b are one file.
+func sameFile(a, b string) bool {
+	fa, err1 := os.Stat(a)
+	fb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(fa, fb)
+}
+
+// FuzzFrontEtcFiles: on any passwd or group file and hosts file, the front
+// merges the user and finds the host name as the Go code does.
+func FuzzFrontEtcFiles(f *testing.F) {
+	bin := buildHarness(f, f.TempDir())
+	f.Add([]byte("root:x:0:0:root:/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/sh\n"), "alice", "1001")
+	f.Add([]byte("alice:x:7:7\r\n\n:x:1001\nbob"), "alice", "1001")
+	f.Add([]byte("127.0.0.1 localhost alice # x\n"), "alice", "0")
+	f.Fuzz(func(t *testing.T, file []byte, name, id string) {
+		if name == "" || strings.ContainsAny(name+id, ":\n\x00") || len(file) > 8192 || bytes.Contains(file, []byte{0}) {
+			return
+		}
+		p := filepath.Join(t.TempDir(), "f")
+		if err := os.WriteFile(p, file, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		entry := name + ":x:" + id + ":" + id + "::/home:/bin/sh"
+		want, added := mergeEntry(file, name, id, entry)
+		got, code := runHarness(t, bin, nil, "merge", p, name, id, entry)
+		if code != 0 || (added && got != string(want)) || (!added && got != "keep\n") {
+			t.Errorf("merge: front %q (exit %d), Go %q (added %v)", got, code, want, added)
+		}
+		named := bytes.Equal(withHostName(file, name), file)
+		if got, _ := runHarness(t, bin, nil, "hosts", p, name); (got == "named\n") != named {
+			t.Errorf("hosts: front %q, Go named %v", got, named)
+		}
+	})
+}

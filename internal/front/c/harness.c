@@ -9,6 +9,8 @@
  *       command, a line each. Exit 0 when it holds, 1 when stale.
  *   harness merge FILE NAME ID ENTRY   merge_entry: the file, or "keep"
  *   harness hosts FILE NAME   hosts_name: "named" or "not named"
+ *   harness path NAME VAR...   look_path of NAME in the environment VAR...:
+ *       the program, or "not found"
  */
 
 #include "base.h"
@@ -44,7 +46,8 @@ __attribute__((used)) void harness(long *sp) {
 	TEXT static const char check[] = "check", merge[] = "merge", hosts[] = "hosts",
 			       stale[] = "stale: ", ok[] = "ok", plain[] = "plain",
 			       notplain[] = "not plain", keep[] = "keep", named[] = "named",
-			       notnamed[] = "not named", usage[] = "usage: harness check|merge|hosts ...";
+			       notnamed[] = "not named", path[] = "path", notfound[] = "not found",
+			       usage[] = "usage: harness check|merge|hosts|path ...";
 	long argc = sp[0];
 	char **argv = (char **)(sp + 1);
 	char **envp = argv + argc + 1;
@@ -73,6 +76,11 @@ __attribute__((used)) void harness(long *sp) {
 		else if (m > 0)
 			out(buf, (u64)m);
 		sys(SYS_exit_group, m < 0 ? 1 : 0, 0, 0);
+	}
+	if (argc >= 3 && streq(argv[1], path)) {
+		static char b[PATH_MAX_];
+		line(look_path(argv[2], argv + 3, b, sizeof b) ? b : notfound);
+		sys(SYS_exit_group, 0, 0, 0);
 	}
 	if (argc == 4 && streq(argv[1], hosts) && f) {
 		line(hosts_name(f, n, argv[3]) ? named : notnamed);

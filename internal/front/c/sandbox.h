@@ -484,6 +484,8 @@ INLINE int look_path(const char *name, char *const *env, char *b, u64 size) {
 	for (; *env; env++)
 		if (has_prefix(*env, pathv))
 			path = *env + 5;
+	if (!*path) /* no directory at all, as filepath.SplitList says */
+		return 0;
 	for (const char *d = path;;) {
 		const char *e = d;
 		while (*e && *e != ':')
