@@ -25,11 +25,12 @@ import (
 // of it changed, and takes the project's locks, all still in C
 // (internal/front/c/record.h). When anything changed, or the record is
 // missing, pid 1 says so (msgFallback) and exits, and the CLI runs as it
-// always does and writes a new record. Otherwise pid 1 executes its Go
-// program (Init, stage "front") with the command and the record; for a
-// plain run the front has set the sandbox up and started the command
-// already (internal/front/c/sandbox.h), and the Go program reaps it and
-// serves joins and sudo.
+// always does and writes a new record. For a plain run the front sets the
+// sandbox up, starts the command and reaps as pid 1 in C
+// (internal/front/c/sandbox.h), until a joiner or sudo comes: then pid 1
+// executes its Go program (Init, stage "front", with frontCommandEnv),
+// which takes over. For any other run pid 1 executes its Go program at
+// once, with the record and the command, and it sets the sandbox up.
 
 // frontStage is the value of initEnv in a pid 1 that the front started.
 const frontStage = "front"
@@ -277,20 +278,22 @@ func decodeFront(b []byte) (*Front, error) {
 }
 
 // The descriptors the front gives pid 1 beside fdSpec, fdSync and fdPty
-// (internal/front/c/front.c, child): the project's three locks, which
-// pid 1 holds until the sandbox's last process is gone, and for a
-// command the front started (frontCommandEnv), the directory of the
-// joiners' socket and a pipe that ends once the command was executed.
+// (internal/front/c/front.c): the project's three locks, which pid 1
+// holds until the sandbox's last process is gone, and when the front
+// started the command (frontCommandEnv), the sockets it listens on for
+// joiners and for sudo, where one of them has come (-1 for none).
 const (
-	fdUpperLock   = 6
-	fdProjectLock = 7
-	fdRunning     = 8
-	fdShareDir    = 9
-	fdExecuted    = 10
+	fdUpperLock    = 6
+	fdProjectLock  = 7
+	fdRunning      = 8
+	fdJoinListener = 9
+	fdSudoListener = 10
 )
 
 // frontCommandEnv names, in a pid 1 the front started, the pid of the
-// sandbox's command when the front set the sandbox up and started it.
+// sandbox's command when the front set the sandbox up, started the
+// command and reaped for it until a joiner or sudo came: this program
+// takes over from there.
 const frontCommandEnv = "_DEVBOX_FRONT_COMMAND"
 
 // frontSpec is the Spec of the command args in the record the front

@@ -105,13 +105,9 @@ func Init() int {
 	var stdio []*os.File
 	shareDir := -1
 	if frontCommand > 0 {
-		// The front's child sets the sandbox up and executes the
-		// command: once it has, what remains is this process's own.
+		// The front set the sandbox up and runs the command, which a
+		// joiner or sudo now comes to: serving them is this program's.
 		pid, stdio = frontCommand, []*os.File{os.Stdin, os.Stdout, os.Stderr}
-		if spec.Share != "" {
-			shareDir = fdShareDir
-		}
-		awaitExecuted()
 		if err := setupProcess(spec); err != nil {
 			return fail(err)
 		}
@@ -157,7 +153,10 @@ func Init() int {
 		f.Close()
 	}
 	j := newJoined(spec)
-	if shareDir >= 0 || spec.Sudo {
+	switch {
+	case frontCommand > 0:
+		j.adopt(validFd(fdJoinListener), validFd(fdSudoListener))
+	case shareDir >= 0 || spec.Sudo:
 		go j.serve(shareDir, filepath.Base(spec.Share), spec.Sudo)
 	}
 	status := reap(pid, sigs, j, func(n int) {
@@ -210,16 +209,12 @@ func setupView(spec *Spec) error {
 	return nil
 }
 
-// awaitExecuted waits until the front's child has executed the command,
-// or has given up: the pipe on fdExecuted ends then.
-func awaitExecuted() {
-	var b [1]byte
-	for {
-		if _, err := unix.Read(fdExecuted, b[:]); err != unix.EINTR {
-			unix.Close(fdExecuted)
-			return
-		}
+// validFd is fd when it is open, else -1.
+func validFd(fd int) int {
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+		return -1
 	}
+	return fd
 }
 
 // setupProcess sets up pid 1 itself, which forks the command and the

@@ -284,6 +284,12 @@ func (j *joined) serve(dir int, name string, sudo bool) {
 		// On failure, sudo finds nobody there and says so.
 		sudoLn, _ = listenSudo()
 	}
+	j.adopt(ln, sudoLn)
+}
+
+// adopt serves the listening sockets ln and sudoLn (-1 for none), and
+// accepts whoever waits on them already.
+func (j *joined) adopt(ln, sudoLn int) {
 	for _, fd := range []int{ln, sudoLn} {
 		if fd >= 0 {
 			unix.FcntlInt(uintptr(fd), unix.F_SETOWN, os.Getpid())

@@ -30,7 +30,7 @@ type frontRun struct {
 	dir   string // the project's directory when empty
 	// plain, when set, is set to whether the front also set the
 	// sandbox up and started the command itself (a plain run), rather
-	// than pid 1's Go program: pid 1's environment says so.
+	// than pid 1's Go program (setUpByFront).
 	plain *bool
 }
 
@@ -58,7 +58,7 @@ func (fr frontRun) run(t *testing.T, e *testEnv) (r result, front bool) {
 	first, _ := lines.ReadString('\n')
 	front = strings.Contains(procStatus(cmd.Process.Pid), "Threads:\t1\n")
 	if fr.plain != nil {
-		*fr.plain = front && strings.Contains(pid1Environ(t, cmd.Process.Pid), "_DEVBOX_FRONT_COMMAND=")
+		*fr.plain = front && setUpByFront(t, cmd.Process.Pid)
 	}
 	rest, _ := readAll(lines)
 	cmd.Wait()
@@ -68,9 +68,19 @@ func (fr frontRun) run(t *testing.T, e *testEnv) (r result, front bool) {
 	return result{Args: fr.args, Stdout: first + rest, Stderr: stderr.String(), Code: cmd.ProcessState.ExitCode()}, front
 }
 
-// pid1Environ is the environment of the sandbox's pid 1, the child of
-// the front pid, which must be running.
-func pid1Environ(t *testing.T, pid int) string {
+// setUpByFront reports whether the front set up the sandbox of the
+// devbox process pid, which must be running, and started its command
+// itself (a plain run): its pid 1 is still the front's C, or a Go program
+// that took over from it for a joiner or sudo (rootless.frontCommandEnv).
+func setUpByFront(t *testing.T, pid int) bool {
+	t.Helper()
+	comm, env := pid1Of(t, pid)
+	return !strings.HasPrefix(comm, "devbox-init") || strings.Contains(env, "_DEVBOX_FRONT_COMMAND=")
+}
+
+// pid1Of is the name and the environment of the sandbox's pid 1, the
+// child of the running devbox process pid.
+func pid1Of(t *testing.T, pid int) (comm, environ string) {
 	t.Helper()
 	children, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "task", strconv.Itoa(pid), "children"))
 	if err != nil {
@@ -80,11 +90,12 @@ func pid1Environ(t *testing.T, pid int) string {
 	if len(pid1) != 1 {
 		t.Fatalf("the front has children %q, want pid 1 alone", pid1)
 	}
-	env, err := os.ReadFile(filepath.Join("/proc", pid1[0], "environ"))
-	if err != nil {
-		t.Fatal(err)
+	c, err1 := os.ReadFile(filepath.Join("/proc", pid1[0], "comm"))
+	env, err2 := os.ReadFile(filepath.Join("/proc", pid1[0], "environ"))
+	if err1 != nil || err2 != nil {
+		t.Fatal(errors.Join(err1, err2))
 	}
-	return string(env)
+	return string(c), string(env)
 }
 
 // procStatus is the status file of process pid.
@@ -198,7 +209,7 @@ func TestRunFront(t *testing.T) {
 			}
 			first, _ := bufio.NewReader(out).ReadString('\n')
 			pid := cmd.Process.Pid
-			plain = strings.Contains(procStatus(pid), "Threads:\t1\n") && strings.Contains(pid1Environ(t, pid), "_DEVBOX_FRONT_COMMAND=")
+			plain = strings.Contains(procStatus(pid), "Threads:\t1\n") && setUpByFront(t, pid)
 			joined := e.run(t, "run", "--", "cat", "/tmp/marker")
 			cmd.Wait()
 			if first != "0\n" || cmd.ProcessState.ExitCode() != 0 {
@@ -208,6 +219,32 @@ func TestRunFront(t *testing.T) {
 				t.Errorf("a run beside it: want it to join and see its /tmp; %s", joined)
 			}
 			return plain
+		})
+	})
+	t.Run("the user's environment stays out of pid 1", func(t *testing.T) {
+		// pid 1 of a plain run is the front's own process, whose
+		// environment the sandbox could read in /proc/1/environ.
+		secret := "FRONT_TEST_SECRET=s3cr3t-" + strconv.Itoa(os.Getpid())
+		untilFront(t, "set up a sandbox", func() (plain bool) {
+			cmd := exec.Command(suite.bin, "run", "--", "sh", "-c", "echo ready; sleep 0.3")
+			cmd.Dir = e.Project
+			cmd.Env = append(e.environ(), "PWD="+e.Project, secret)
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Wait()
+			bufio.NewReader(out).ReadString('\n')
+			if !strings.Contains(procStatus(cmd.Process.Pid), "Threads:\t1\n") {
+				return false
+			}
+			if _, env := pid1Of(t, cmd.Process.Pid); strings.Contains(env, secret) {
+				t.Errorf("pid 1's environment holds the user's %s", secret)
+			}
+			return setUpByFront(t, cmd.Process.Pid)
 		})
 	})
 	t.Run("a script, and the words after it", func(t *testing.T) {

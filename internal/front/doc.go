@@ -15,13 +15,16 @@
 // changed and takes the project's locks (c/record.h). For a plain run (no
 // terminal, the host's network, one mapped id) it then forks a child that
 // sets the sandbox up as rootless.setupView does and executes the command
-// (c/sandbox.h), while pid 1 executes its Go program, which reaps the
-// command and serves joins and sudo: the command does not wait for Go to
-// start. For any other run pid 1's Go program sets the sandbox up, as it
-// does for the CLI. When the record cannot be used, or anything else
-// stands in the way, the front undoes what it did and returns, and the Go
-// program runs as it does for every other command: the front can make a
-// run faster, never different.
+// (c/sandbox.h), and stays the sandbox's pid 1 in C: it makes the sockets
+// of joiners and sudo, forwards signals, reaps, ends what the command
+// leaves and reports its status. No Go program starts on that way. The
+// first joiner or sudo to come makes pid 1 execute its Go program, which
+// takes the sockets and the command over (rootless.Init) and serves them.
+// For any other run pid 1's Go program sets the sandbox up, as it does for
+// the CLI. When the record cannot be used, or anything else stands in the
+// way, the front undoes what it did and returns, and the Go program runs
+// as it does for every other command: the front can make a run faster,
+// never different.
 //
 // The C is compiled freestanding (no libc) into an object without
 // relocations, which Go's own linker links as it is: `make build` does

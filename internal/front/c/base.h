@@ -25,7 +25,8 @@ enum {
 	SYS_unlink = 87, SYS_pivot_root = 155, SYS_mount = 165,
 	SYS_umount2 = 166, SYS_sethostname = 170, SYS_openat = 257,
 	SYS_mkdirat = 258, SYS_symlinkat = 266, SYS_openat2 = 437,
-	SYS_mount_setattr = 442,
+	SYS_mount_setattr = 442, SYS_socket = 41, SYS_bind = 49, SYS_listen = 50,
+	SYS_chmod = 90, SYS_unlinkat = 263, SYS_execveat = 322,
 };
 
 enum {
@@ -47,7 +48,9 @@ enum {
 	O_TRUNC = 01000, O_NOFOLLOW = 0400000, O_DIRECTORY = 0200000,
 	O_PATH = 010000000, PROT_READ = 1, PROT_WRITE = 2, MAP_PRIVATE = 2,
 	S_IFMT = 0170000, S_IFDIR = 0040000, S_IFREG = 0100000,
-	PR_SET_NO_NEW_PRIVS = 38, CLOSE_RANGE_CLOEXEC = 4,
+	PR_SET_NO_NEW_PRIVS = 38, CLOSE_RANGE_CLOEXEC = 4, O_NONBLOCK = 04000,
+	SIGUSR1 = 10, SIGUSR2 = 12, WNOHANG = 1, F_SETFD = 2, FD_CLOEXEC = 1,
+	AT_EMPTY_PATH = 0x1000,
 };
 
 INLINE i64 sys6(i64 n, i64 a, i64 b, i64 c, i64 d, i64 e, i64 f) {
@@ -152,3 +155,13 @@ INLINE int isatty_(int fd) {
 	char t[64];
 	return sys(SYS_ioctl, fd, TCGETS, t) == 0;
 }
+
+struct pollfd_ {
+	int fd;
+	short events, revents;
+};
+
+struct siginfo_ {
+	unsigned int signo;
+	char rest[124];
+};

@@ -135,24 +135,213 @@ INLINE int place_fds(i64 *want, int n) {
 	return 1;
 }
 
+/* The signals pid 1 takes from a signalfd while it is C: SIGCHLD, and
+ * those rootless.Init forwards to the command. */
+#define REAPER_SIGNALS                                                                 \
+	((1UL << (SIGCHLD - 1)) | (1UL << (SIGINT - 1)) | (1UL << (SIGTERM - 1)) |    \
+	 (1UL << (SIGHUP - 1)) | (1UL << (SIGQUIT - 1)) | (1UL << (SIGUSR1 - 1)) |    \
+	 (1UL << (SIGUSR2 - 1)) | (1UL << (SIGWINCH - 1)))
+
+/* Listens at name in the directory dir, as rootless.listenShare: the
+ * socket, or -1. */
+INLINE i64 listen_at(i64 dir, const char *name) {
+	TEXT static const char self[] = "/proc/self/fd/", slash[] = "/";
+	struct {
+		unsigned short family;
+		char path[108];
+	} addr = {AF_UNIX, {0}};
+	u64 at = 0;
+	if (dir < 0 || !append(addr.path, sizeof addr.path, &at, self))
+		return -1;
+	append_uint(addr.path, &at, (u64)dir);
+	if (!append(addr.path, sizeof addr.path, &at, slash) || !append(addr.path, sizeof addr.path, &at, name))
+		return -1;
+	i64 e = sys(SYS_unlinkat, dir, name, 0);
+	if (e != 0 && e != -ENOENT)
+		return -1;
+	i64 fd = sys(SYS_socket, AF_UNIX, SOCK_STREAM | O_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (sys(SYS_bind, fd, &addr, sizeof addr) != 0 || sys(SYS_listen, fd, 16, 0) != 0) {
+		sys(SYS_close, fd, 0, 0);
+		return -1;
+	}
+	return fd;
+}
+
+/* What pid 1 hands its Go program (see child). */
+struct handover {
+	const char *prog;
+	char **cmd;
+	i64 fds[8]; /* for fd 3 on: the record, messages, pty socket, locks, listeners */
+	i64 progfd;
+	u64 *oldmask;
+};
+
+/* pid 1 executes its Go program, with the descriptors of h and, with
+ * started, the pid of the command that runs already. */
+INLINE void __attribute__((noreturn)) exec_init(struct handover *h, i64 started) {
+	TEXT static const char marker[] = "_DEVBOX_SANDBOX_INIT=front",
+			       procs[] = "GOMAXPROCS=2", name[] = "devbox-init",
+			       cmdenv[] = "_DEVBOX_FRONT_COMMAND=", empty[] = "";
+	/* pid 1 keeps the namespace's capabilities across the exec, as
+	 * ambient ones (rootless.asUser). */
+	struct cap_header ch = {0x20080522, 0};
+	struct cap_data cd[2];
+	if (sys(SYS_capget, &ch, cd, 0) != 0)
+		sys(SYS_exit, 125, 0, 0);
+	cd[0].inheritable = cd[0].permitted;
+	cd[1].inheritable = cd[1].permitted;
+	if (sys(SYS_capset, &ch, cd, 0) != 0)
+		sys(SYS_exit, 125, 0, 0);
+	for (int c = 0; c < 64; c++)
+		if (sys6(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0, 0) != 0)
+			break;
+	i64 fds[9];
+	for (int i = 0; i < 8; i++)
+		fds[i] = h->fds[i];
+	fds[8] = h->progfd;
+	if (!place_fds(fds, 9) || (h->progfd >= 0 && sys(SYS_fcntl, 11, F_SETFD, FD_CLOEXEC) != 0))
+		sys(SYS_exit, 125, 0, 0);
+	sys6(SYS_rt_sigprocmask, SIG_SETMASK, (i64)h->oldmask, 0, 8, 0, 0);
+	/* argv: devbox-init, then the command. Its environment is what the
+	 * CLI gives pid 1, and no more: the user's stays out of
+	 * /proc/1/environ, where the sandbox could read it. */
+	int argc = 0;
+	while (h->cmd[argc])
+		argc++;
+	char *nargv[argc + 2];
+	char pidenv[48];
+	u64 pe = 0;
+	if (started > 0) {
+		append(pidenv, sizeof pidenv, &pe, cmdenv);
+		append_uint(pidenv, &pe, (u64)started);
+	}
+	char *nenvp[4] = {(char *)marker, (char *)procs, pe ? pidenv : 0, 0};
+	nargv[0] = (char *)name;
+	for (int i = 0; i <= argc; i++)
+		nargv[i + 1] = h->cmd[i];
+	if (h->progfd >= 0)
+		sys6(SYS_execveat, 11, (i64)empty, (i64)nargv, (i64)nenvp, AT_EMPTY_PATH, 0);
+	else
+		sys(SYS_execve, h->prog, nargv, nenvp);
+	sys(SYS_exit, 125, 0, 0);
+	__builtin_unreachable();
+}
+
+/*
+ * pid 1 of a plain run, while the front's child (sandbox.h) sets the
+ * sandbox up and executes the command, pid cmd: it makes the sockets that
+ * joiners and sudo come to, reports the start, forwards signals, reaps,
+ * ends what the command leaves and reports its status, as rootless.Init
+ * does. Go is not needed for that. The first joiner or sudo to come makes
+ * pid 1 execute its Go program, which takes the sockets over and serves
+ * them (rootless.joined).
+ */
+INLINE void __attribute__((noreturn)) reaper(const struct rec *r, struct handover *h, i64 cmd,
+					     int ready, i64 share_dir, i64 sigfd) {
+	TEXT static const char started[] = "started", exited[] = "exited",
+			       handoff[] = "handoff", none[] = "", root[] = "/",
+			       dev[] = "/dev", sudo[] = ".devbox-sudo",
+			       sudo_path[] = "/dev/.devbox-sudo";
+	int sync_w = (int)h->fds[1];
+	char b = 0;
+	i64 n;
+	while ((n = sys(SYS_read, ready, &b, 1)) == -EINTR)
+		;
+	/* Without its 'S', the child fell back, and told the front. */
+	if (n != 1 || b != 'S')
+		sys(SYS_exit_group, 0, 0, 0);
+	sys(SYS_close, ready, 0, 0);
+	sys(SYS_chdir, root, 0, 0);
+	/* The sockets, which a failure leaves out: joiners then run on
+	 * their own, and sudo says nobody is there. */
+	if (share_dir >= 0) {
+		h->fds[6] = listen_at(share_dir, base_of(r->spec.share));
+		sys(SYS_close, share_dir, 0, 0);
+	}
+	if (r->spec.sudo) {
+		i64 d = sys(SYS_open, dev, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+		h->fds[7] = listen_at(d, sudo);
+		if (d >= 0)
+			sys(SYS_close, d, 0, 0);
+		if (h->fds[7] >= 0)
+			sys(SYS_chmod, sudo_path, 0666, 0);
+	}
+	send_msg(sync_w, started, 0, none);
+	int done = 0;
+	i64 status = 0;
+	for (;;) {
+		struct pollfd_ p[3] = {{(int)sigfd, POLLIN, 0}, {done ? -1 : (int)h->fds[6], POLLIN, 0},
+				       {done ? -1 : (int)h->fds[7], POLLIN, 0}};
+		if (sys(SYS_poll, p, 3, -1) < 0)
+			continue;
+		if (p[0].revents & POLLIN) {
+			struct siginfo_ si;
+			if (sys(SYS_read, sigfd, &si, sizeof si) != sizeof si)
+				continue;
+			if (si.signo != SIGCHLD) {
+				if (!done)
+					sys(SYS_kill, cmd, si.signo, 0);
+				continue;
+			}
+			for (;;) {
+				int ws = 0;
+				i64 w = sys6(SYS_wait4, -1, (i64)&ws, WNOHANG, 0, 0, 0);
+				if (w == 0)
+					break;
+				if (w < 0) { /* ECHILD: the sandbox is empty */
+					if (!done)
+						break;
+					/* The locks go first: the front returns on
+					 * "exited", and the next run may come at once. */
+					for (int i = 3; i < 6; i++)
+						sys(SYS_close, h->fds[i], 0, 0);
+					send_msg(sync_w, exited, status, none);
+					sys(SYS_exit_group, status, 0, 0);
+				}
+				if (w == cmd) {
+					status = (ws & 0x7f) == 0 ? (ws >> 8) & 0xff : 128 + (ws & 0x7f);
+					done = 1;
+					/* Nothing the command started outlives it. */
+					sys(SYS_kill, -1, SIGKILL, 0);
+				}
+			}
+			continue;
+		}
+		if (done || !((p[1].revents | p[2].revents) & POLLIN))
+			continue;
+		/* A joiner or sudo came. The front holds signals until the Go
+		 * program reports its start; those here already go to the
+		 * command, since the Go runtime lets go of blocked signals
+		 * before it handles them, and pid 1 drops what it does not
+		 * handle. */
+		send_msg(sync_w, handoff, 0, none);
+		struct siginfo_ si;
+		while (sys(SYS_read, sigfd, &si, sizeof si) == sizeof si)
+			if (si.signo != SIGCHLD)
+				sys(SYS_kill, cmd, si.signo, 0);
+		exec_init(h, cmd);
+	}
+}
+
 /*
  * pid 1's side of the clone. It reads the record of this kind of run
  * (recs, the records' path, plus ".t" or ".tt"), checks it and takes the
- * project's locks; a plain run's sandbox it sets up in a child of its own
- * (sandbox.h). Then what rootless.sysProcAttr asks of Go's ForkExec for
- * a single-id sandbox, and the exec of pid 1's Go program, which finds:
- * fd 3 the record, 4 its messages to the front, 5 (on a terminal) the
- * socket to send the sandbox's terminal over, 6 to 8 the locks, and for a
- * plain run 9 the directory of the joiners' socket and 10 a pipe that
- * ends when the command has been executed. Its arguments are the
- * command's; its environment says whether the command runs already.
+ * project's locks. A plain run's sandbox it sets up in a child of its own
+ * (sandbox.h) and reaps for, until a joiner or sudo needs its Go program
+ * (reaper); any other run's sandbox its Go program sets up. Before the
+ * exec of that program, what rootless.sysProcAttr asks of Go's ForkExec
+ * for a single-id sandbox. The program finds fd 3 the record, 4 its
+ * messages to the front, 5 (on a terminal) the socket to send the
+ * sandbox's terminal over, 6 to 8 the locks, and after a plain run's
+ * reaper 9 and 10 the sockets of the joiners and of sudo. Its arguments
+ * are the command's; its environment says whether the command runs
+ * already.
  */
 INLINE void child(int maps_r, int sync_w, int pty_w, const char *prog, char **argv,
 		  char **envp, const char *cwd, const char *recs, u64 *oldmask) {
-	TEXT static const char marker[] = "_DEVBOX_SANDBOX_INIT=front",
-			       procs[] = "GOMAXPROCS=2", name[] = "devbox-init",
-			       started[] = "_DEVBOX_FRONT_COMMAND=", t[] = ".t",
-			       e_rec[] = "no record of this kind of run",
+	TEXT static const char t[] = ".t", e_rec[] = "no record of this kind of run",
 			       e_locked[] = "the project is in use",
 			       e_fork[] = "fork", e_share[] = "open the joiners' directory";
 	char b;
@@ -191,86 +380,71 @@ INLINE void child(int maps_r, int sync_w, int pty_w, const char *prog, char **ar
 	 * Environment.Running: the writable layer's (a running sandbox holds
 	 * it, and the command would join that), the project's (a reset holds
 	 * it), and the record of the layers in use (which gc keeps). */
-	i64 fds[8] = {rf, sync_w, pty_w, -1, -1, -1, -1, -1};
-	if ((fds[3] = lock(r.upper_lock, LOCK_EX, 0)) < 0 || (fds[4] = lock(r.project_lock, LOCK_SH, 0)) < 0 ||
-	    (fds[5] = lock(r.running, LOCK_SH, 1)) < 0)
+	struct handover h = {prog, r.cmd, {rf, sync_w, pty_w, -1, -1, -1, -1, -1}, -1, oldmask};
+	if ((h.fds[3] = lock(r.upper_lock, LOCK_EX, 0)) < 0 || (h.fds[4] = lock(r.project_lock, LOCK_SH, 0)) < 0 ||
+	    (h.fds[5] = lock(r.running, LOCK_SH, 1)) < 0)
 		fallback(sync_w, e_locked);
+	if (!sandbox_plain(&r.spec, (u64)sys(SYS_getuid, 0, 0, 0), (u64)sys(SYS_getgid, 0, 0, 0)))
+		exec_init(&h, 0);
 
-	/* A plain run's sandbox: its command starts in a child while this
-	 * process executes its Go program. */
-	char pidenv[48];
-	u64 pe = 0;
-	if (sandbox_plain(&r.spec, (u64)sys(SYS_getuid, 0, 0, 0), (u64)sys(SYS_getgid, 0, 0, 0))) {
-		const char *share = r.spec.share;
-		if (share[0]) {
-			char dir[4096];
-			u64 n = dir_len(share);
-			if (share[0] != '/' || n >= sizeof dir)
-				fallback(sync_w, e_share);
-			for (u64 i = 0; i < n; i++)
-				dir[i] = share[i];
-			dir[n] = 0;
-			if ((fds[6] = sys(SYS_open, dir, O_PATH | O_DIRECTORY | O_CLOEXEC, 0)) < 0)
-				fallback(sync_w, e_share);
-		}
-		int execd[2], ran[2];
-		if (sys(SYS_pipe2, execd, O_CLOEXEC, 0) != 0 || sys(SYS_pipe2, ran, O_CLOEXEC, 0) != 0)
-			fallback(sync_w, e_fork);
-		i64 pid = sys(SYS_fork, 0, 0, 0);
-		if (pid < 0)
-			fallback(sync_w, e_fork);
-		if (pid == 0) {
-			sys(SYS_close, execd[1], 0, 0);
-			sys(SYS_close, ran[0], 0, 0);
-			sandbox(&r, sync_w, execd[0]);
-		}
-		sys(SYS_close, execd[0], 0, 0);
-		sys(SYS_close, ran[1], 0, 0);
-		fds[7] = ran[0];
-		append(pidenv, sizeof pidenv, &pe, started);
-		append_uint(pidenv, &pe, (u64)pid);
+	/* pid 1 stays this process: the user's environment goes from its
+	 * memory, where the sandbox would find it (/proc/1/environ). The
+	 * kernel put the strings one after the other. */
+	if (envp[0]) {
+		char **last = envp;
+		while (last[1])
+			last++;
+		for (char *c = envp[0], *end = *last + slen(*last); c < end; c++)
+			*c = 0;
 	}
-
-	/* pid 1 keeps the namespace's capabilities across the exec, as
-	 * ambient ones (rootless.asUser). */
-	struct cap_header h = {0x20080522, 0};
-	struct cap_data cd[2];
-	if (sys(SYS_capget, &h, cd, 0) != 0)
-		sys(SYS_exit, 125, 0, 0);
-	cd[0].inheritable = cd[0].permitted;
-	cd[1].inheritable = cd[1].permitted;
-	if (sys(SYS_capset, &h, cd, 0) != 0)
-		sys(SYS_exit, 125, 0, 0);
-	for (int c = 0; c < 64; c++)
-		if (sys6(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0, 0) != 0)
-			break;
-	if (!place_fds(fds, 8))
-		sys(SYS_exit, 125, 0, 0);
-	/* argv: devbox-init, then the command. Its environment is what the
-	 * CLI gives pid 1, and no more: the user's stays out of
-	 * /proc/1/environ, where the sandbox could read it. */
-	int argc = 0;
-	while (r.cmd[argc])
-		argc++;
-	char *nargv[argc + 2];
-	char *nenvp[4] = {(char *)marker, (char *)procs, pe ? pidenv : 0, 0};
-	nargv[0] = (char *)name;
-	for (int i = 0; i <= argc; i++)
-		nargv[i + 1] = r.cmd[i];
-	sys(SYS_execve, prog, nargv, nenvp);
-	sys(SYS_exit, 125, 0, 0);
+	/* A plain run: what pid 1 needs of the host's tree is opened before
+	 * the child's pivot_root takes it away (its Go program, the
+	 * directory of the joiners' socket), and its signals are blocked, to
+	 * be read from a signalfd, before the child can exit. */
+	h.progfd = sys(SYS_open, prog, O_PATH | O_CLOEXEC, 0);
+	if (h.progfd < 0)
+		fallback(sync_w, e_fork);
+	i64 share_dir = -1;
+	const char *share = r.spec.share;
+	if (share[0]) {
+		char dir[4096];
+		u64 n = dir_len(share);
+		if (share[0] != '/' || n >= sizeof dir)
+			fallback(sync_w, e_share);
+		for (u64 i = 0; i < n; i++)
+			dir[i] = share[i];
+		dir[n] = 0;
+		if ((share_dir = sys(SYS_open, dir, O_PATH | O_DIRECTORY | O_CLOEXEC, 0)) < 0)
+			fallback(sync_w, e_share);
+	}
+	u64 mask = REAPER_SIGNALS;
+	sys6(SYS_rt_sigprocmask, SIG_BLOCK, (i64)&mask, 0, 8, 0, 0);
+	i64 sigfd = sys6(SYS_signalfd4, -1, (i64)&mask, 8, O_CLOEXEC | O_NONBLOCK, 0, 0);
+	int ready[2];
+	if (sigfd < 0 || sys(SYS_pipe2, ready, O_CLOEXEC, 0) != 0)
+		fallback(sync_w, e_fork);
+	i64 pid = sys(SYS_fork, 0, 0, 0);
+	if (pid < 0)
+		fallback(sync_w, e_fork);
+	if (pid == 0) {
+		sys6(SYS_rt_sigprocmask, SIG_SETMASK, (i64)oldmask, 0, 8, 0, 0);
+		sys(SYS_close, ready[0], 0, 0);
+		sandbox(&r, sync_w, ready[1]);
+	}
+	sys(SYS_close, ready[1], 0, 0);
+	reaper(&r, &h, pid, ready[0], share_dir, sigfd);
 }
 
 /* pid 1's messages (rootless/messages.go): a uvarint length, then the
  * type as a uvarint-prefixed string, the status as a zigzag varint and the
  * error as a string. */
-enum { MSG_NONE, MSG_STARTED, MSG_WAITING, MSG_EXITED, MSG_OTHER };
+enum { MSG_NONE, MSG_STARTED, MSG_WAITING, MSG_EXITED, MSG_HANDOFF, MSG_OTHER };
 
 /* Parses one message at the start of b[0:n]: its length in *used (0 while
  * incomplete), its kind and status. */
 INLINE int message(const unsigned char *b, u64 n, u64 *used, i64 *status) {
 	TEXT static const char started[] = "started", waiting[] = "waiting",
-			       exited[] = "exited";
+			       exited[] = "exited", handoff[] = "handoff";
 	u64 at = 0, len, tlen, zz;
 	*used = 0;
 	if (!uvarint(b, n, &at, &len) || n - at < len)
@@ -284,8 +458,8 @@ INLINE int message(const unsigned char *b, u64 n, u64 *used, i64 *status) {
 	if (!uvarint(b, end, &at, &zz))
 		return MSG_OTHER;
 	*status = (i64)(zz >> 1) ^ -(i64)(zz & 1);
-	const char *want[3] = {started, waiting, exited};
-	for (int k = 0; k < 3; k++) {
+	const char *want[4] = {started, waiting, exited, handoff};
+	for (int k = 0; k < 4; k++) {
 		u64 wl = slen(want[k]);
 		if (wl != tlen)
 			continue;
@@ -324,16 +498,6 @@ INLINE void notice(i64 n) {
 	append(line, sizeof line, &at, b);
 	sys(SYS_write, 2, line, at);
 }
-
-struct pollfd_ {
-	int fd;
-	short events, revents;
-};
-
-struct siginfo_ {
-	unsigned int signo;
-	char rest[124];
-};
 
 /* Waits for pid 1 and returns as rootless.exitStatus does. */
 INLINE i64 wait_status(i64 pid) {
@@ -573,12 +737,13 @@ long devbox_front(long *sp) {
 	unsigned char buf[4096];
 	u64 have = 0;
 	int started = 0;
-	/* The signals that came before pid 1 said the command started: the
-	 * command may run already (a plain run's starts before pid 1's Go
-	 * program can forward anything), so they are forwarded once pid 1
-	 * can, or end devbox should the run fall back. */
+	/* The signals that came before pid 1 said the command started, or
+	 * while it hands over to its Go program: the command may run
+	 * already, so they are forwarded once pid 1 can, or end devbox
+	 * should the run fall back. */
 	unsigned int early = 0;
 	u64 pending = 0;
+	int holding = 0;
 	i64 waiting = 0;
 	int timeout = -1;
 	while (ok) {
@@ -602,7 +767,7 @@ long devbox_front(long *sp) {
 			if (sys(SYS_read, sigfd, &si, sizeof si) == sizeof si) {
 				if (si.signo == SIGWINCH) {
 					term_resize(&term);
-				} else if (started) {
+				} else if (started && !holding) {
 					sys(SYS_kill, pid, si.signo, 0);
 				} else {
 					early = si.signo;
@@ -639,9 +804,14 @@ long devbox_front(long *sp) {
 			switch (kind) {
 			case MSG_STARTED:
 				started = 1;
+				holding = 0;
 				for (unsigned int s = 1; s <= 64; s++)
 					if (pending & 1UL << (s - 1))
 						sys(SYS_kill, pid, s, 0);
+				pending = 0;
+				break;
+			case MSG_HANDOFF:
+				holding = 1;
 				break;
 			case MSG_WAITING:
 				/* The terminal is the caller's again, so that a

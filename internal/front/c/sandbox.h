@@ -2,13 +2,11 @@
  * A plain warm run's sandbox, set up in C: no terminal, the host's
  * network, one mapped id, the kernel's overlay or a bind mount as root
  * (sandbox_plain says which records qualify). pid 1 forks a child that
- * does what rootless.setup and rootless.startCommand do, in the same
- * order, and then executes the command, while pid 1 executes its Go
- * program beside it: the command no longer waits for Go to start. pid 1's
- * Go program then reaps the child as the command, and serves joins and
- * sudo as always. Anything this code does not handle, or any failure,
- * is a fallback: the child tells the front so, and the Go program runs
- * the command, the way it would have without the front.
+ * does what rootless.setupView and rootless.startCommand do, in the same
+ * order, and then executes the command, while pid 1 reaps for it (the
+ * reaper in front.c). Anything this code does not handle, or any
+ * failure, is a fallback: the child tells the front so, and the Go
+ * program runs the command, the way it would have without the front.
  *
  * The mount plan is mounts.Plan's, applied as mounts.Apply applies it:
  * each target is resolved inside the new root with openat2
@@ -20,7 +18,7 @@
 
 enum {
 	RESOLVE_NO_MAGICLINKS = 0x02, RESOLVE_IN_ROOT = 0x10,
-	AT_EMPTY_PATH = 0x1000, AT_RECURSIVE = 0x8000, MOUNT_ATTR_RDONLY = 1,
+	AT_RECURSIVE = 0x8000, MOUNT_ATTR_RDONLY = 1,
 	MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8,
 	MS_REMOUNT = 32, MS_BIND = 4096, MS_REC = 16384, MS_PRIVATE = 1 << 18,
 	MS_SLAVE = 1 << 19, MNT_DETACH = 2, MAP_ANONYMOUS = 0x20,
@@ -62,25 +60,44 @@ INLINE int sandbox_plain(const struct spec *s, u64 uid, u64 gid) {
 	return kernel_has(SYS_openat2) && kernel_has(SYS_mount_setattr);
 }
 
+/* Appends v as a uvarint (encoding/binary) to b at *n. */
+INLINE void put_uvarint(unsigned char *b, u64 *n, u64 v) {
+	while (v >= 0x80) {
+		b[(*n)++] = (unsigned char)(v | 0x80);
+		v >>= 7;
+	}
+	b[(*n)++] = (unsigned char)v;
+}
+
+/* Sends pid 1's message kind, with status and text (rootless.sendMessage:
+ * a uvarint length, then the kind, the status zig-zag encoded and the
+ * text), in one write. */
+INLINE void send_msg(int fd, const char *kind, i64 status, const char *text) {
+	unsigned char body[192], frame[200];
+	u64 n = 0, f = 0, k = slen(kind), t = slen(text);
+	/* Opaque, or gcc would store a constant status and length from a
+	 * constant pool, which takes a relocation. */
+	__asm__("" : "+r"(status), "+r"(t));
+	if (t > 120)
+		t = 120;
+	put_uvarint(body, &n, k);
+	for (u64 i = 0; i < k; i++)
+		body[n++] = (unsigned char)kind[i];
+	put_uvarint(body, &n, (u64)(status << 1) ^ (u64)(status >> 63));
+	put_uvarint(body, &n, t);
+	for (u64 i = 0; i < t; i++)
+		body[n++] = (unsigned char)text[i];
+	put_uvarint(frame, &f, n);
+	for (u64 i = 0; i < n; i++)
+		frame[f++] = body[i];
+	sys(SYS_write, fd, frame, f);
+}
+
 /* Sends pid 1's message "fallback" with why on the sync pipe, and ends the
  * process: the front then hands the run to the Go program. */
 INLINE void __attribute__((noreturn)) fallback(int sync_w, const char *why) {
 	TEXT static const char kind[] = "fallback";
-	unsigned char b[160];
-	u64 w = slen(why), k = slen(kind);
-	if (w > 120)
-		w = 120;
-	u64 n = 2;
-	b[n++] = (unsigned char)k;
-	for (u64 i = 0; i < k; i++)
-		b[n++] = (unsigned char)kind[i];
-	b[n++] = 0; /* status 0, zig-zag */
-	b[n++] = (unsigned char)w;
-	for (u64 i = 0; i < w; i++)
-		b[n++] = (unsigned char)why[i];
-	/* The frame's length, in one uvarint byte, right before the body. */
-	b[1] = (unsigned char)(n - 2);
-	sys(SYS_write, sync_w, b + 1, n - 1);
+	send_msg(sync_w, kind, 0, why);
 	sys(SYS_exit_group, 0, 0, 0);
 	__builtin_unreachable();
 }
@@ -525,11 +542,11 @@ INLINE void say(const char *name, const char *what, const char *path, const char
 
 /*
  * The child of pid 1 that sets the sandbox of r up and becomes its
- * command; it does not return. exec_r reaches its end once pid 1 has
- * executed its program, which must happen before pivot_root takes the
- * host's paths away.
+ * command; it does not return. It writes 'S' on ready once the sandbox is
+ * set up, before it looks for the command: pid 1 may then make its
+ * sockets in the sandbox's tree, which is its own too from pivot_root on.
  */
-INLINE void __attribute__((noreturn)) sandbox(const struct rec *r, int sync_w, int exec_r) {
+INLINE void __attribute__((noreturn)) sandbox(const struct rec *r, int sync_w, int ready) {
 	TEXT static const char slash[] = "/", dot[] = ".", etchosts[] = "/etc/hosts",
 			       overlay[] = "overlay",
 			       dflt[] = "devbox", notfound[] = "command not found in the sandbox (PATH=",
@@ -545,6 +562,7 @@ INLINE void __attribute__((noreturn)) sandbox(const struct rec *r, int sync_w, i
 			       e_cwd[] = "chdir to the working directory", e_host[] = "sethostname",
 			       e_etc[] = "write /etc files", e_nnp[] = "no_new_privs",
 			       e_fds[] = "close_range", e_caps[] = "drop capabilities",
+			       e_ready[] = "report the sandbox ready",
 			       e_exec[] = "execve";
 	const struct spec *s = &r->spec;
 	const char *host = s->hostname[0] ? s->hostname : dflt;
@@ -576,10 +594,6 @@ INLINE void __attribute__((noreturn)) sandbox(const struct rec *r, int sync_w, i
 		if (mount_one((int)root, &s->m[i]) != 0)
 			fallback(sync_w, e_mount);
 	sys(SYS_close, root, 0, 0);
-	/* pid 1 must have executed its program from the host's tree. */
-	char b;
-	while (sys(SYS_read, exec_r, &b, 1) == -EINTR)
-		;
 	/* The new root becomes "/", and the host's is detached: no host path
 	 * is reachable from inside any more (rootless.pivotRoot). */
 	if (sys(SYS_chdir, s->root, 0, 0) != 0 || sys(SYS_pivot_root, dot, dot, 0) != 0 ||
@@ -608,6 +622,9 @@ INLINE void __attribute__((noreturn)) sandbox(const struct rec *r, int sync_w, i
 	d[0].inheritable = d[1].inheritable = 0;
 	if (sys(SYS_capset, &h, d, 0) != 0)
 		fallback(sync_w, e_caps);
+	TEXT static const char set[] = "S";
+	if (sys(SYS_write, ready, set, 1) != 1)
+		fallback(sync_w, e_ready);
 	char *const *argv = r->cmd;
 	char *path = buf + 2 * ETC_MAX + 65536;
 	if (!look_path(argv[0], s->env, path, PATH_MAX_)) {
