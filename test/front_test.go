@@ -34,10 +34,20 @@ type frontRun struct {
 	plain *bool
 }
 
-func (fr frontRun) run(t *testing.T, e *testEnv) (r result, front bool) {
+// startedRun is a devbox invocation that has printed its first line.
+type startedRun struct {
+	cmd    *exec.Cmd
+	first  string
+	rest   *bufio.Reader
+	stderr *bytes.Buffer
+	// front: the front runs it, with one thread where a Go program has
+	// several.
+	front bool
+}
+
+// start starts fr under ctx and reads the first line its command prints.
+func (fr frontRun) start(t *testing.T, e *testEnv, ctx context.Context) startedRun {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
-	defer cancel()
 	cmd := exec.CommandContext(ctx, suite.bin, fr.args...)
 	cmd.Dir = e.Project
 	if fr.dir != "" {
@@ -49,23 +59,30 @@ func (fr frontRun) run(t *testing.T, e *testEnv) (r result, front bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	s := startedRun{cmd: cmd, rest: bufio.NewReader(out), stderr: new(bytes.Buffer)}
+	cmd.Stderr = s.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	lines := bufio.NewReader(out)
-	first, _ := lines.ReadString('\n')
-	front = strings.Contains(procStatus(cmd.Process.Pid), "Threads:\t1\n")
+	s.first, _ = s.rest.ReadString('\n')
+	s.front = strings.Contains(procStatus(cmd.Process.Pid), "Threads:\t1\n")
+	return s
+}
+
+func (fr frontRun) run(t *testing.T, e *testEnv) (r result, front bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	s := fr.start(t, e, ctx)
 	if fr.plain != nil {
-		*fr.plain = front && setUpByFront(t, cmd.Process.Pid)
+		*fr.plain = s.front && setUpByFront(t, s.cmd.Process.Pid)
 	}
-	rest, _ := readAll(lines)
-	cmd.Wait()
+	rest, _ := readAll(s.rest)
+	s.cmd.Wait()
 	if ctx.Err() != nil {
 		t.Fatalf("devbox %s timed out", strings.Join(fr.args, " "))
 	}
-	return result{Args: fr.args, Stdout: first + rest, Stderr: stderr.String(), Code: cmd.ProcessState.ExitCode()}, front
+	return result{Args: fr.args, Stdout: s.first + rest, Stderr: s.stderr.String(), Code: s.cmd.ProcessState.ExitCode()}, s.front
 }
 
 // setUpByFront reports whether the front set up the sandbox of the
@@ -195,25 +212,12 @@ func TestRunFront(t *testing.T) {
 	t.Run("sudo, and a run that joins, in the front's sandbox", func(t *testing.T) {
 		args := []string{"run", "--", "sh", "-c", "echo here > /tmp/marker; sudo id -u; sleep 1"}
 		untilFront(t, "set up a sandbox that others join", func() (plain bool) {
-			cmd := exec.Command(suite.bin, args...)
-			cmd.Dir = e.Project
-			cmd.Env = append(e.environ(), "PWD="+e.Project)
-			out, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			first, _ := bufio.NewReader(out).ReadString('\n')
-			pid := cmd.Process.Pid
-			plain = strings.Contains(procStatus(pid), "Threads:\t1\n") && setUpByFront(t, pid)
+			s := frontRun{args: args}.start(t, e, context.Background())
+			plain = s.front && setUpByFront(t, s.cmd.Process.Pid)
 			joined := e.run(t, "run", "--", "cat", "/tmp/marker")
-			cmd.Wait()
-			if first != "0\n" || cmd.ProcessState.ExitCode() != 0 {
-				t.Errorf("sudo id -u: want 0 and exit 0, got %q, exit %d, stderr %q", first, cmd.ProcessState.ExitCode(), stderr.String())
+			s.cmd.Wait()
+			if code := s.cmd.ProcessState.ExitCode(); s.first != "0\n" || code != 0 {
+				t.Errorf("sudo id -u: want 0 and exit 0, got %q, exit %d, stderr %q", s.first, code, s.stderr)
 			}
 			if joined.Code != 0 || joined.Stdout != "here\n" {
 				t.Errorf("a run beside it: want it to join and see its /tmp; %s", joined)
@@ -226,25 +230,15 @@ func TestRunFront(t *testing.T) {
 		// environment the sandbox could read in /proc/1/environ.
 		secret := "FRONT_TEST_SECRET=s3cr3t-" + strconv.Itoa(os.Getpid())
 		untilFront(t, "set up a sandbox", func() (plain bool) {
-			cmd := exec.Command(suite.bin, "run", "--", "sh", "-c", "echo ready; sleep 0.3")
-			cmd.Dir = e.Project
-			cmd.Env = append(e.environ(), "PWD="+e.Project, secret)
-			out, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer cmd.Wait()
-			bufio.NewReader(out).ReadString('\n')
-			if !strings.Contains(procStatus(cmd.Process.Pid), "Threads:\t1\n") {
+			s := frontRun{args: []string{"run", "--", "sh", "-c", "echo ready; sleep 0.3"}, env: []string{secret}}.start(t, e, context.Background())
+			defer s.cmd.Wait()
+			if !s.front {
 				return false
 			}
-			if _, env := pid1Of(t, cmd.Process.Pid); strings.Contains(env, secret) {
+			if _, env := pid1Of(t, s.cmd.Process.Pid); strings.Contains(env, secret) {
 				t.Errorf("pid 1's environment holds the user's %s", secret)
 			}
-			return setUpByFront(t, cmd.Process.Pid)
+			return setUpByFront(t, s.cmd.Process.Pid)
 		})
 	})
 	t.Run("a script, and the words after it", func(t *testing.T) {
@@ -421,25 +415,13 @@ func TestRunFront(t *testing.T) {
 func (fr frontRun) checkSignal(t *testing.T, e *testEnv) {
 	t.Helper()
 	untilFront(t, "run devbox "+strings.Join(fr.args, " "), func() bool {
-		cmd := exec.Command(suite.bin, fr.args...)
-		cmd.Dir = e.Project
-		cmd.Env = append(e.environ(), "PWD="+e.Project)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
+		s := fr.start(t, e, context.Background())
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		rest, _ := readAll(s.rest)
+		s.cmd.Wait()
+		if code := s.cmd.ProcessState.ExitCode(); rest != "term\n" || code != 9 {
+			t.Errorf("SIGTERM to devbox (front %v): want the command's trap and exit 9, got %q, exit %d", s.front, rest, code)
 		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		lines := bufio.NewReader(out)
-		lines.ReadString('\n')
-		front := strings.Contains(procStatus(cmd.Process.Pid), "Threads:\t1\n")
-		cmd.Process.Signal(syscall.SIGTERM)
-		rest, _ := readAll(lines)
-		cmd.Wait()
-		if code := cmd.ProcessState.ExitCode(); rest != "term\n" || code != 9 {
-			t.Errorf("SIGTERM to devbox (front %v): want the command's trap and exit 9, got %q, exit %d", front, rest, code)
-		}
-		return front
+		return s.front
 	})
 }
