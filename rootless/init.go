@@ -72,8 +72,9 @@ func Init() int {
 		}
 		sendMessage(syncPipe, message{Type: msgExited, Status: status})
 	}
-	// The pid of the command, when the front set the sandbox up and
-	// started it (internal/front/c/sandbox.h).
+	// The pid of the command, when the front set the sandbox up,
+	// started it and reaped for it, until a joiner or sudo came
+	// (internal/front/c: sandbox.h, and the reaper in front.c).
 	frontCommand := 0
 	if kind == frontStage {
 		// Whatever stands in the way, the CLI runs the command instead,

@@ -10,7 +10,10 @@
  *
  * devbox_front returns 0 to let the Go runtime start, as it does for every
  * other command and whenever the fast path does not apply or gives up; it
- * does not return once the sandbox's command has started.
+ * does not return once the sandbox's command has started. The sandbox's
+ * pid 1 is a clone of this process: it reads the record (record.h) and,
+ * for a plain run, sets the sandbox up in a child of its own (sandbox.h)
+ * and reaps for it (reaper, below).
  */
 
 #include "base.h"
@@ -104,9 +107,10 @@ INLINE int record_path(char **envp, const char *cwd, char *path, u64 size) {
 	return 1;
 }
 
-/* Takes the flock how on path for pid 1 (rootless.frontSpec's locks):
- * the descriptor, or -1. existing: the file must be there, and still be
- * the one locked (fsutil.LockExisting); else it is made. */
+/* Takes the flock how on path for pid 1, as the CLI takes the project's
+ * locks (fsutil.TryLock, TryLockShared): the descriptor, or -1. existing:
+ * the file must be there, and still be the one locked
+ * (fsutil.LockExisting); else it is made. */
 INLINE i64 lock(const char *path, int how, int existing) {
 	i64 fd = sys(SYS_open, path, existing ? O_RDONLY | O_CLOEXEC : O_CREAT | O_RDWR | O_CLOEXEC, 0600);
 	if (fd < 0)
