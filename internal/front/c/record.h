@@ -353,6 +353,6 @@ INLINE const char *record_check(struct rd *d, struct rec *r, const char *prog,
 		return bad;
 	struct rd sd = {d->b + d->at, l, 0, 0};
 	if (!rd_spec(&sd, &r->spec))
-		return big;
+		return sd.err ? bad : big;
 	return 0;
 }
