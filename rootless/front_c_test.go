@@ -195,7 +195,7 @@ func TestFrontPlain(t *testing.T) {
 		{"a copy bound as root", func(s *Spec) { s.Mounts[0] = mounts.Mount{Type: mounts.Bind, Source: "/c", Target: "/"} }, true},
 		{"userns single", func(s *Spec) { s.Userns = UsernsSingle }, true},
 		{"fuse-overlayfs", func(s *Spec) { s.Mounts[0].Helper = "/usr/bin/fuse-overlayfs" }, false},
-		{"a terminal", func(s *Spec) { s.Process.Terminal = true }, false},
+		{"a terminal", func(s *Spec) { s.Process.Terminal = true }, true},
 		{"its own network", func(s *Spec) { s.Network = NetworkNone }, false},
 		{"subuid", func(s *Spec) { s.Userns = UsernsSubuid }, false},
 		{"root with root emulation", func(s *Spec) { s.Process.UID, s.Process.GID, s.Process.RootEmulation = 0, 0, true }, false},

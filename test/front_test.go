@@ -291,7 +291,8 @@ func TestRunFront(t *testing.T) {
 			if !out.waitFor(ctx, 10*time.Second, "31 97") {
 				t.Fatalf("want the terminal's size inside; terminal:\n%s", out)
 			}
-			front := strings.Contains(procStatus(cmd.Process.Pid), "Threads:\t1\n")
+			// The front, and its C set the sandbox up too.
+			front := strings.Contains(procStatus(cmd.Process.Pid), "Threads:\t1\n") && setUpByFront(t, cmd.Process.Pid)
 			master.Write([]byte("typed\r"))
 			if !out.waitFor(ctx, 10*time.Second, "got typed") {
 				t.Errorf("what is typed did not reach the command; terminal:\n%s", out)
@@ -325,7 +326,7 @@ func TestRunFront(t *testing.T) {
 			}
 			out := newPtyOutput(master)
 			first, _ := bufio.NewReader(pipe).ReadString('\n')
-			front := strings.Contains(procStatus(cmd.Process.Pid), "Threads:\t1\n")
+			front := strings.Contains(procStatus(cmd.Process.Pid), "Threads:\t1\n") && setUpByFront(t, cmd.Process.Pid)
 			err = cmd.Wait()
 			cancel()
 			if err != nil || first != "on-stdout\n" || !out.waitFor(context.Background(), 10*time.Second, "prompt-on-tty") {

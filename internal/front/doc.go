@@ -12,8 +12,8 @@
 //
 // pid 1, still the front's C, reads the record the last such run in the
 // directory left (rootless.Front), checks that nothing it was made from
-// changed and takes the project's locks (c/record.h). For a plain run (no
-// terminal, the host's network, one mapped id) it then forks a child that
+// changed and takes the project's locks (c/record.h). For a plain run (the
+// host's network, one mapped id, a terminal or not) it then forks a child that
 // sets the sandbox up as rootless.setupView does and executes the command
 // (c/sandbox.h), and stays the sandbox's pid 1 in C: it makes the sockets
 // of joiners and sudo, forwards signals, reaps, ends what the command

@@ -27,6 +27,7 @@ enum {
 	SYS_mkdirat = 258, SYS_symlinkat = 266, SYS_openat2 = 437,
 	SYS_mount_setattr = 442, SYS_socket = 41, SYS_bind = 49, SYS_listen = 50,
 	SYS_chmod = 90, SYS_unlinkat = 263, SYS_execveat = 322,
+	SYS_sendmsg = 46, SYS_setsid = 112,
 };
 
 enum {
@@ -50,7 +51,8 @@ enum {
 	S_IFMT = 0170000, S_IFDIR = 0040000, S_IFREG = 0100000,
 	PR_SET_NO_NEW_PRIVS = 38, CLOSE_RANGE_CLOEXEC = 4, O_NONBLOCK = 04000,
 	SIGUSR1 = 10, SIGUSR2 = 12, WNOHANG = 1, F_SETFD = 2, FD_CLOEXEC = 1,
-	AT_EMPTY_PATH = 0x1000,
+	AT_EMPTY_PATH = 0x1000, O_NOCTTY = 0400, TIOCSCTTY = 0x540E,
+	TIOCGPTPEER = 0x5441, TIOCSPTLCK = 0x40045431,
 };
 
 INLINE i64 sys6(i64 n, i64 a, i64 b, i64 c, i64 d, i64 e, i64 f) {

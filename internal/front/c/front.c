@@ -332,9 +332,10 @@ INLINE void __attribute__((noreturn)) reaper(const struct rec *r, struct handove
 /*
  * pid 1's side of the clone. It reads the record of this kind of run
  * (recs, the records' path, plus ".t" or ".tt"), checks it and takes the
- * project's locks. A plain run's sandbox it sets up in a child of its own
- * (sandbox.h) and reaps for, until a joiner or sudo needs its Go program
- * (reaper); any other run's sandbox its Go program sets up. Before the
+ * project's locks. A plain run's sandbox, on a terminal or not, it sets
+ * up in a child of its own (sandbox.h) and reaps for, until a joiner or
+ * sudo needs its Go program (reaper); any other run's sandbox its Go
+ * program sets up. Before the
  * exec of that program, what rootless.sysProcAttr asks of Go's ForkExec
  * for a single-id sandbox. The program finds fd 3 the record, 4 its
  * messages to the front, 5 (on a terminal) the socket to send the
@@ -433,9 +434,13 @@ INLINE void child(int maps_r, int sync_w, int pty_w, const char *prog, char **ar
 	if (pid == 0) {
 		sys6(SYS_rt_sigprocmask, SIG_SETMASK, (i64)oldmask, 0, 8, 0, 0);
 		sys(SYS_close, ready[0], 0, 0);
-		sandbox(&r, sync_w, ready[1]);
+		sandbox(&r, sync_w, ready[1], pty_w);
 	}
 	sys(SYS_close, ready[1], 0, 0);
+	/* The child sends the front the sandbox's terminal. */
+	if (pty_w >= 0)
+		sys(SYS_close, pty_w, 0, 0);
+	h.fds[2] = -1;
 	reaper(&r, &h, pid, ready[0], share_dir, sigfd);
 }
 

@@ -96,7 +96,7 @@ struct spec {
 	char *root, *cwd, *hostname, *network, *userns, *uname, *uhome,
 		*ushell, *share;
 	u64 nm, nlower, nenv, uid, gid;
-	int rootemu, terminal, sudo;
+	int rootemu, terminal, termout, sudo;
 	struct mnt m[MAX_MOUNTS];
 	char *lower[MAX_LOWER + 1];
 	char *env[MAX_ENV + 1];
@@ -140,7 +140,7 @@ INLINE int rd_spec(struct rd *d, struct spec *s) {
 	s->gid = rd_below(d, 1UL << 32);
 	s->rootemu = rd_bool(d);
 	s->terminal = rd_bool(d);
-	rd_bool(d);		/* TerminalOutput */
+	s->termout = rd_bool(d);
 	rd_below(d, 1 << 16);	/* Rows */
 	rd_below(d, 1 << 16);	/* Cols */
 	s->hostname = rd_str(d);

@@ -1,7 +1,7 @@
 /*
- * A plain warm run's sandbox, set up in C: no terminal, the host's
- * network, one mapped id, the kernel's overlay or a bind mount as root
- * (sandbox_plain says which records qualify). pid 1 forks a child that
+ * A plain warm run's sandbox, set up in C: the host's network, one
+ * mapped id, the kernel's overlay or a bind mount as root, on a terminal
+ * or not (sandbox_plain says which records qualify). pid 1 forks a child that
  * does what rootless.setupView and rootless.startCommand do, in the same
  * order, and then executes the command, while pid 1 reaps for it (the
  * reaper in front.c). Anything this code does not handle, or any
@@ -42,13 +42,13 @@ INLINE int kernel_has(i64 nr) {
 
 /* Whether the C sets up the sandbox of spec s, for a process of uid and
  * gid: rootless.setup's plain case, without the Go program's fallbacks
- * (fuse-overlayfs, root emulation, nested namespaces, a terminal, and a
- * kernel without openat2 or mount_setattr, where the Go program has other
+ * (fuse-overlayfs, root emulation, nested namespaces, and a kernel
+ * without openat2 or mount_setattr, where the Go program has other
  * ways). */
 INLINE int sandbox_plain(const struct spec *s, u64 uid, u64 gid) {
 	TEXT static const char host[] = "host", single[] = "single",
 			       overlay[] = "overlay", bind[] = "bind", slash[] = "/";
-	if (s->terminal || s->rootemu || !streq(s->network, host) || s->uid != uid || s->gid != gid)
+	if (s->rootemu || !streq(s->network, host) || s->uid != uid || s->gid != gid)
 		return 0;
 	if (s->userns[0] && !streq(s->userns, single))
 		return 0;
@@ -524,6 +524,57 @@ INLINE int look_path(const char *name, char *const *env, char *b, u64 size) {
 	}
 }
 
+/* The sandbox's terminal, as rootless.openStdio makes it: a pty of the
+ * sandbox's own devpts at the caller's size, its master sent to the front
+ * over the socket pty, its slave this process's controlling terminal in a
+ * session of its own, its standard input, its output with TerminalOutput,
+ * and its error too where the caller's is a terminal (terminalStdio).
+ * 0 on failure. */
+INLINE int terminal(const struct spec *s, int pty) {
+	TEXT static const char ptmx[] = "/dev/ptmx";
+	i64 m = sys(SYS_open, ptmx, O_RDWR | O_NOCTTY | O_CLOEXEC, 0);
+	if (m < 0)
+		return 0;
+	int unlock = 0;
+	i64 sl = sys(SYS_ioctl, m, TIOCSPTLCK, &unlock) == 0
+		     ? sys(SYS_ioctl, m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC)
+		     : -1;
+	unsigned short ws[4];
+	if (sl >= 0 && sys(SYS_ioctl, 0, TIOCGWINSZ, ws) == 0 && ws[0] && ws[1])
+		sys(SYS_ioctl, m, TIOCSWINSZ, ws);
+	/* One byte, and the master as SCM_RIGHTS. */
+	char byte = 0;
+	struct {
+		void *base;
+		u64 len;
+	} iov = {&byte, 1};
+	struct {
+		u64 len;
+		int level, type, fd, pad;
+	} cm = {20, 1, 1, (int)m, 0};
+	struct {
+		void *name;
+		u64 namelen;
+		void *iov;
+		u64 iovlen;
+		void *control;
+		u64 controllen;
+		int flags, pad;
+	} msg = {0, 0, &iov, 1, &cm, 24, 0, 0};
+	i64 sent = sl >= 0 ? sys(SYS_sendmsg, pty, &msg, MSG_NOSIGNAL) : -1;
+	sys(SYS_close, m, 0, 0);
+	sys(SYS_close, pty, 0, 0);
+	if (sent != 1 || sys(SYS_setsid, 0, 0, 0) < 0 || sys(SYS_ioctl, sl, TIOCSCTTY, 0) != 0)
+		return 0;
+	int err_tty = isatty_(2);
+	if (sys(SYS_dup2, sl, 0, 0) != 0 || (s->termout && sys(SYS_dup2, sl, 1, 0) != 1) ||
+	    (s->termout && err_tty && sys(SYS_dup2, sl, 2, 0) != 2))
+		return 0;
+	if (sl > 2)
+		sys(SYS_close, sl, 0, 0);
+	return 1;
+}
+
 /* Writes "devbox: NAME: what[PATH]more" to stderr. */
 INLINE void say(const char *name, const char *what, const char *path, const char *more) {
 	TEXT static const char devbox[] = "devbox: ", colon[] = ": ", nl[] = "\n";
@@ -542,11 +593,12 @@ INLINE void say(const char *name, const char *what, const char *path, const char
 
 /*
  * The child of pid 1 that sets the sandbox of r up and becomes its
- * command; it does not return. It writes 'S' on ready once the sandbox is
+ * command; it does not return. On a terminal, it sends the front the
+ * sandbox's over pty. It writes 'S' on ready once the sandbox is
  * set up, before it looks for the command: pid 1 may then make its
  * sockets in the sandbox's tree, which is its own too from pivot_root on.
  */
-INLINE void __attribute__((noreturn)) sandbox(const struct rec *r, int sync_w, int ready) {
+INLINE void __attribute__((noreturn)) sandbox(const struct rec *r, int sync_w, int ready, int pty) {
 	TEXT static const char slash[] = "/", dot[] = ".", etchosts[] = "/etc/hosts",
 			       overlay[] = "overlay",
 			       dflt[] = "devbox", notfound[] = "command not found in the sandbox (PATH=",
@@ -563,6 +615,7 @@ INLINE void __attribute__((noreturn)) sandbox(const struct rec *r, int sync_w, i
 			       e_etc[] = "write /etc files", e_nnp[] = "no_new_privs",
 			       e_fds[] = "close_range", e_caps[] = "drop capabilities",
 			       e_ready[] = "report the sandbox ready",
+			       e_tty[] = "open the sandbox's terminal",
 			       e_exec[] = "execve";
 	const struct spec *s = &r->spec;
 	const char *host = s->hostname[0] ? s->hostname : dflt;
@@ -622,6 +675,8 @@ INLINE void __attribute__((noreturn)) sandbox(const struct rec *r, int sync_w, i
 	d[0].inheritable = d[1].inheritable = 0;
 	if (sys(SYS_capset, &h, d, 0) != 0)
 		fallback(sync_w, e_caps);
+	if (s->terminal && !terminal(s, pty))
+		fallback(sync_w, e_tty);
 	TEXT static const char set[] = "S";
 	if (sys(SYS_write, ready, set, 1) != 1)
 		fallback(sync_w, e_ready);
