@@ -167,3 +167,22 @@ struct siginfo_ {
 	unsigned int signo;
 	char rest[124];
 };
+
+/* sendmsg(2) and recvmsg(2) of one byte with one descriptor (SCM_RIGHTS). */
+struct iovec_ {
+	void *base;
+	u64 len;
+};
+struct cmsg_fd {
+	u64 len;
+	int level, type, fd, pad;
+};
+struct msghdr_ {
+	void *name;
+	u64 namelen;
+	struct iovec_ *iov;
+	u64 iovlen;
+	struct cmsg_fd *control;
+	u64 controllen;
+	int flags, pad;
+};

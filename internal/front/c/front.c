@@ -546,24 +546,10 @@ INLINE void term_resize(struct term_ *t) {
 /* Receives the sandbox's terminal, then puts the caller's in raw mode
  * (x/term's MakeRaw). 0 when pid 1 sent none. */
 INLINE int term_start(struct term_ *t) {
-	struct {
-		u64 len;
-		int level, type, fd, pad;
-	} cm = {0, 0, 0, -1, 0};
+	struct cmsg_fd cm = {0, 0, 0, -1, 0};
 	char byte;
-	struct {
-		void *base;
-		u64 len;
-	} iov = {&byte, 1};
-	struct {
-		void *name;
-		u64 namelen;
-		void *iov;
-		u64 iovlen;
-		void *control;
-		u64 controllen;
-		int flags, pad;
-	} msg = {0, 0, &iov, 1, &cm, 20, 0, 0};
+	struct iovec_ iov = {&byte, 1};
+	struct msghdr_ msg = {0, 0, &iov, 1, &cm, 20, 0, 0};
 	if (sys(SYS_recvmsg, t->sock, &msg, MSG_CMSG_CLOEXEC) <= 0 || cm.level != 1 || cm.type != 1 || cm.fd < 0)
 		return 0;
 	sys(SYS_close, t->sock, 0, 0);

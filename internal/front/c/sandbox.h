@@ -544,23 +544,9 @@ INLINE int terminal(const struct spec *s, int pty) {
 		sys(SYS_ioctl, m, TIOCSWINSZ, ws);
 	/* One byte, and the master as SCM_RIGHTS. */
 	char byte = 0;
-	struct {
-		void *base;
-		u64 len;
-	} iov = {&byte, 1};
-	struct {
-		u64 len;
-		int level, type, fd, pad;
-	} cm = {20, 1, 1, (int)m, 0};
-	struct {
-		void *name;
-		u64 namelen;
-		void *iov;
-		u64 iovlen;
-		void *control;
-		u64 controllen;
-		int flags, pad;
-	} msg = {0, 0, &iov, 1, &cm, 24, 0, 0};
+	struct iovec_ iov = {&byte, 1};
+	struct cmsg_fd cm = {20, 1, 1, (int)m, 0};
+	struct msghdr_ msg = {0, 0, &iov, 1, &cm, 24, 0, 0};
 	i64 sent = sl >= 0 ? sys(SYS_sendmsg, pty, &msg, MSG_NOSIGNAL) : -1;
 	sys(SYS_close, m, 0, 0);
 	sys(SYS_close, pty, 0, 0);
@@ -615,8 +601,7 @@ INLINE void __attribute__((noreturn)) sandbox(const struct rec *r, int sync_w, i
 			       e_etc[] = "write /etc files", e_nnp[] = "no_new_privs",
 			       e_fds[] = "close_range", e_caps[] = "drop capabilities",
 			       e_ready[] = "report the sandbox ready",
-			       e_tty[] = "open the sandbox's terminal",
-			       e_exec[] = "execve";
+			       e_tty[] = "open the sandbox's terminal", errno_[] = "errno ";
 	const struct spec *s = &r->spec;
 	const char *host = s->hostname[0] ? s->hostname : dflt;
 	char *buf = (char *)sys6(SYS_mmap, 0, 2 * ETC_MAX + 65536 + PATH_MAX_, PROT_READ | PROT_WRITE,
@@ -699,5 +684,13 @@ INLINE void __attribute__((noreturn)) sandbox(const struct rec *r, int sync_w, i
 		say(argv[0], cannot, enoent, loader);
 		sys(SYS_exit_group, 127, 0, 0);
 	}
-	fallback(sync_w, e_exec);
+	/* Past 'S' pid 1 has reported the start: no fallback, but a
+	 * failure, as a shell's. */
+	char num[32];
+	u64 at = 0;
+	append(num, sizeof num, &at, errno_);
+	append_uint(num, &at, (u64)-e);
+	say(argv[0], cannot, 0, num);
+	sys(SYS_exit_group, 126, 0, 0);
+	__builtin_unreachable();
 }
