@@ -69,16 +69,6 @@ func LockShared(path string) (func(), error) {
 	return flock(path, unix.LOCK_SH)
 }
 
-// TryLockShared takes a shared flock(2) on path without waiting, or
-// returns ErrLocked while someone holds it exclusively.
-func TryLockShared(path string) (func(), error) {
-	release, err := flock(path, unix.LOCK_SH|unix.LOCK_NB)
-	if errors.Is(err, unix.EWOULDBLOCK) {
-		return nil, ErrLocked
-	}
-	return release, err
-}
-
 // TryLock takes an exclusive flock(2) on path without waiting, or returns
 // ErrLocked.
 func TryLock(path string) (func(), error) {

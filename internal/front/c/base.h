@@ -186,3 +186,8 @@ struct msghdr_ {
 	u64 controllen;
 	int flags, pad;
 };
+
+/* A wait status as a shell's: the exit code, or 128 plus the signal. */
+INLINE i64 exit_status(int ws) {
+	return (ws & 0x7f) == 0 ? (ws >> 8) & 0xff : 128 + (ws & 0x7f);
+}

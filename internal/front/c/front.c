@@ -108,7 +108,7 @@ INLINE int record_path(char **envp, const char *cwd, char *path, u64 size) {
 }
 
 /* Takes the flock how on path for pid 1, as the CLI takes the project's
- * locks (fsutil.TryLock, TryLockShared): the descriptor, or -1. existing:
+ * locks (fsutil.TryLock, and shared): the descriptor, or -1. existing:
  * the file must be there, and still be the one locked
  * (fsutil.LockExisting); else it is made. */
 INLINE i64 lock(const char *path, int how, int existing) {
@@ -149,15 +149,14 @@ INLINE int place_fds(i64 *want, int n) {
 /* Listens at name in the directory dir, as rootless.listenShare: the
  * socket, or -1. */
 INLINE i64 listen_at(i64 dir, const char *name) {
-	TEXT static const char self[] = "/proc/self/fd/", slash[] = "/";
+	TEXT static const char slash[] = "/";
 	struct {
 		unsigned short family;
 		char path[108];
 	} addr = {AF_UNIX, {0}};
-	u64 at = 0;
-	if (dir < 0 || !append(addr.path, sizeof addr.path, &at, self))
+	if (dir < 0)
 		return -1;
-	append_uint(addr.path, &at, (u64)dir);
+	u64 at = fd_path(addr.path, dir);
 	if (!append(addr.path, sizeof addr.path, &at, slash) || !append(addr.path, sizeof addr.path, &at, name))
 		return -1;
 	i64 e = sys(SYS_unlinkat, dir, name, 0);
@@ -305,7 +304,7 @@ INLINE void __attribute__((noreturn)) reaper(const struct rec *r, struct handove
 					sys(SYS_exit_group, status, 0, 0);
 				}
 				if (w == cmd) {
-					status = (ws & 0x7f) == 0 ? (ws >> 8) & 0xff : 128 + (ws & 0x7f);
+					status = exit_status(ws);
 					done = 1;
 					/* Nothing the command started outlives it. */
 					sys(SYS_kill, -1, SIGKILL, 0);
@@ -513,9 +512,7 @@ INLINE i64 wait_status(i64 pid) {
 	int ws = 0;
 	while (sys6(SYS_wait4, pid, (i64)&ws, 0, 0, 0, 0) == -EINTR)
 		;
-	if ((ws & 0x7f) == 0)
-		return (ws >> 8) & 0xff;
-	return 128 + (ws & 0x7f);
+	return exit_status(ws);
 }
 
 /* The caller's terminal and the sandbox's, relayed as rootless.terminal

@@ -186,11 +186,13 @@ INLINE i64 resolve_target(int root, const char *target, int isdir) {
 	return fd;
 }
 
-INLINE void fd_path(char *b, i64 fd) {
+/* The /proc/self/fd path of fd, into b (32 bytes at least); its length. */
+INLINE u64 fd_path(char *b, i64 fd) {
 	TEXT static const char self[] = "/proc/self/fd/";
 	u64 at = 0;
 	append(b, 32, &at, self);
 	append_uint(b, &at, (u64)fd);
+	return at;
 }
 
 /* One entry of the plan after the root, as mounts.apply; 0 or -errno. */
@@ -488,19 +490,27 @@ INLINE int etc_files(const struct spec *s, const char *host, char *hosts, i64 hn
 	return etc_file(hs, hosts, (u64)hn);
 }
 
+/* The PATH of env, the last one set, or rootless.DefaultPath. */
+INLINE const char *path_of(char *const *env) {
+	TEXT static const char pathv[] = "PATH=",
+			       dflt[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	const char *path = dflt;
+	for (; *env; env++)
+		if (has_prefix(*env, pathv))
+			path = *env + 5;
+	return path;
+}
+
 /* The command's program, looked up in the PATH of env as a shell would
  * (rootless.lookPath), into b; 0 when it is not there. */
 INLINE int look_path(const char *name, char *const *env, char *b, u64 size) {
-	TEXT static const char slash[] = "/", dot[] = ".", pathv[] = "PATH=", dflt[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	TEXT static const char slash[] = "/", dot[] = ".";
 	for (const char *c = name; *c; c++)
 		if (*c == '/') {
 			u64 at = 0;
 			return append(b, size, &at, name);
 		}
-	const char *path = dflt;
-	for (; *env; env++)
-		if (has_prefix(*env, pathv))
-			path = *env + 5;
+	const char *path = path_of(env);
 	if (!*path) /* no directory at all, as filepath.SplitList says */
 		return 0;
 	for (const char *d = path;;) {
@@ -591,9 +601,7 @@ INLINE void __attribute__((noreturn)) sandbox(const struct rec *r, int sync_w, i
 			       paren[] = ")", cannot[] = "cannot execute: ",
 			       eacces[] = "permission denied", enoexec[] = "exec format error",
 			       enoent[] = "no such file or directory",
-			       loader[] = " (a missing interpreter or loader?)", none[] = "",
-			       pathv[] = "PATH=",
-			       dflt_path[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+			       loader[] = " (a missing interpreter or loader?)", none[] = "";
 	TEXT static const char e_private[] = "mount / rprivate", e_mem[] = "no memory for /etc",
 			       e_root[] = "mount the root filesystem", e_open[] = "open the root",
 			       e_mount[] = "mount the plan", e_pivot[] = "pivot_root",
@@ -668,11 +676,7 @@ INLINE void __attribute__((noreturn)) sandbox(const struct rec *r, int sync_w, i
 	char *const *argv = r->cmd;
 	char *path = buf + 2 * ETC_MAX + 65536;
 	if (!look_path(argv[0], s->env, path, PATH_MAX_)) {
-		const char *p = dflt_path;
-		for (char *const *v = s->env; *v; v++)
-			if (has_prefix(*v, pathv))
-				p = *v + 5;
-		say(argv[0], notfound, p, paren);
+		say(argv[0], notfound, path_of(s->env), paren);
 		sys(SYS_exit_group, 127, 0, 0);
 	}
 	e = sys(SYS_execve, path, argv, s->env);
